@@ -1,0 +1,1 @@
+"""The only corner of socialsync that imports Airflow: task callables, connections, sensor, trigger."""

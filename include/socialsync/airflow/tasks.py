@@ -1,0 +1,210 @@
+"""Task bodies of a network's sync DAG: each reads its batch from the warehouse, returns counts."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from airflow.sdk import get_current_context
+from airflow.sdk.exceptions import AirflowException
+
+from socialsync.airflow.connections import api_credentials, job_api, warehouse
+from socialsync.airflow.params import SCOPE_PARTS
+from socialsync.enrich.client import JobApiError
+from socialsync.enrich.items import ML, VISION, media_items, store_results, text_items
+from socialsync.extract import runner
+from socialsync.networks import get_network
+from socialsync.storage import jobs as bookkeeping
+from socialsync.transform.pipeline import normalize_jobs
+
+log = logging.getLogger(__name__)
+
+MAX_BATCHES = 128  # far below core.max_map_length (1024), whatever the number of profiles
+MIN_BATCH_SIZE = 25
+MAX_ENRICH_ITEMS = 10_000  # per batch and service; the rest waits for the next run
+ML_CONN_ID, VISION_CONN_ID = "ml_api", "vision_api"
+
+
+def _utc(value: Any) -> datetime:
+    return datetime.fromtimestamp(value.timestamp(), tz=UTC)
+
+
+def _run() -> tuple[str, dict[str, Any], datetime]:
+    """The run's id, params and the time it stands for (its data interval's end, else run_after)."""
+    context = get_current_context()
+    dag_run = context["dag_run"]
+    end = context.get("data_interval_end") or dag_run.run_after
+    return dag_run.run_id, dict(context["params"]), _utc(end)
+
+
+def _scope(network_name: str, params: dict[str, Any]) -> frozenset[str]:
+    return SCOPE_PARTS[params["scope"]] & get_network(network_name).scopes
+
+
+def _window(network_name: str, params: dict[str, Any]) -> runner.ExtractWindow:
+    since = params.get("last_synced_at")
+    return runner.ExtractWindow(
+        scope=_scope(network_name, params),
+        since_id=params.get("since_id"),
+        until_id=params.get("until_id"),
+        last_synced_at=datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None,
+        full_refresh=bool(params.get("full_refresh")),
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def plan(network_name: str) -> list[int]:
+    """Pick the profiles, open their jobs, cut batches; returns the batch numbers to map over."""
+    network = get_network(network_name)
+    run_id, params, run_time = _run()
+    window = _window(network_name, params)  # a malformed bound fails here, before anything is written
+    requested = SCOPE_PARTS[params["scope"]]
+    engine = warehouse()
+    with engine.begin() as conn:
+        if params.get("entity_ids"):
+            entity_ids = list(dict.fromkeys(params["entity_ids"]))
+            added = bookkeeping.track_entities(conn, network.name, entity_ids, run_time)
+            log.info("conf names %s profile(s), %s newly tracked", len(entity_ids), added)
+        else:
+            synced_before = run_time - timedelta(hours=20)  # due once a day, with slack for late runs
+            entity_ids = bookkeeping.due_entities(conn, network.name, synced_before)
+            log.info("%s tracked profile(s) are due", len(entity_ids))
+        if params.get("batch_size"):
+            batches = bookkeeping.batch_count(len(entity_ids), MAX_BATCHES, int(params["batch_size"]))
+        else:
+            batches = bookkeeping.batch_count(len(entity_ids), MAX_BATCHES, MIN_BATCH_SIZE)
+        cursor = {k: params.get(k) for k in ("since_id", "until_id", "last_synced_at") if params.get(k)}
+        job_ids = bookkeeping.open_jobs(conn, network.name, run_id, entity_ids, cursor, batches, _now())
+        for part in sorted(requested - network.scopes):
+            for job_id, entity_id in zip(job_ids, entity_ids, strict=True):
+                bookkeeping.record_skipped_task(conn, job_id, part, entity_id,
+                                                f"{network.name} does not expose {part}")
+    log.info("opened %s job(s) in %s batch(es); scope %s", len(job_ids), batches, sorted(window.scope))
+    return list(range(batches))
+
+
+def _batch_jobs(network_name: str, batch: int) -> tuple[str, dict[str, Any], datetime,
+                                                        list[bookkeeping.JobRef]]:
+    run_id, params, run_time = _run()
+    with warehouse().connect() as conn:
+        jobs = bookkeeping.jobs_in_batch(conn, network_name, run_id, batch)
+    return run_id, params, run_time, jobs
+
+
+def extract_posts(network_name: str, batch: int) -> dict[str, int]:
+    network = get_network(network_name)
+    _, params, _, jobs = _batch_jobs(network_name, batch)
+    client = network.connect(api_credentials(network.api_conn_id))
+    try:
+        report = runner.extract_posts(warehouse(), network, client, jobs, _window(network_name, params), _now)
+    finally:
+        client.close()
+    return report.as_xcom()
+
+
+def extract_comments(network_name: str, batch: int) -> dict[str, int]:
+    network = get_network(network_name)
+    _, params, _, jobs = _batch_jobs(network_name, batch)
+    client = network.connect(api_credentials(network.api_conn_id))
+    try:
+        report = runner.extract_comments(warehouse(), network, client, jobs, _window(network_name, params),
+                                         _now)
+    finally:
+        client.close()
+    return report.as_xcom()
+
+
+def normalize(network_name: str, batch: int) -> dict[str, int]:
+    network = get_network(network_name)
+    _, _, run_time, jobs = _batch_jobs(network_name, batch)
+    engine = warehouse()
+    live = [job for job in jobs if job.status not in ("failed", "skipped")]
+    report = normalize_jobs(engine, network, [job.id for job in live], run_time, _captured_on(run_time))
+    with engine.begin() as conn:
+        bookkeeping.mark_normalized(conn, live, _now())
+    return report.as_xcom()
+
+
+def _captured_on(run_time: datetime) -> date:
+    # A daily run's interval ends at midnight: its snapshot belongs to the day the interval covers.
+    return (run_time - timedelta(microseconds=1)).date()
+
+
+def submit_enrichment(network_name: str, batch: int) -> dict[str, Any]:
+    """One ML job and one image job for the batch's items that lack them; a dead service is noted."""
+    _, params, _, jobs = _batch_jobs(network_name, batch)
+    submitted: dict[str, Any] = {"batch": batch, "ml_job_id": None, "vision_job_id": None}
+    if not params.get("enrich", True):
+        return submitted
+    profile_ids = [job.entity_id for job in jobs if job.status not in ("failed", "skipped")]
+    with warehouse().connect() as conn:
+        texts = text_items(conn, network_name, profile_ids, MAX_ENRICH_ITEMS)
+        media = media_items(conn, network_name, profile_ids, MAX_ENRICH_ITEMS)
+    for key, conn_id, items in (("ml_job_id", ML_CONN_ID, texts), ("vision_job_id", VISION_CONN_ID, media)):
+        if not items:
+            continue
+        client = job_api(conn_id)
+        try:
+            submitted[key] = client.submit(items)
+            log.info("batch %s: %s job %s for %s item(s)", batch, conn_id, submitted[key], len(items))
+        except JobApiError as exc:
+            log.warning("batch %s: %s is unavailable, enrichment left for a later run: %s", batch, conn_id, exc)
+        finally:
+            client.close()
+    return submitted
+
+
+def load(network_name: str, batch: int, ml_job_id: str | None, vision_job_id: str | None) -> dict[str, int]:
+    """Store finished enrichments, close the batch's jobs and advance their watermarks."""
+    _, params, run_time, jobs = _batch_jobs(network_name, batch)
+    engine = warehouse()
+    problems: list[str] = []
+    if params.get("enrich", True):
+        _load_enrichment(engine, network_name, ML, ML_CONN_ID, ml_job_id)
+        _load_enrichment(engine, network_name, VISION, VISION_CONN_ID, vision_job_id)
+        problems = _missing_enrichments(engine, network_name, jobs)
+    with engine.begin() as conn:
+        summary = bookkeeping.close_jobs(conn, network_name, jobs, problems, run_time, _now())
+        stuck = bookkeeping.failed_unexpectedly(conn, [job.id for job in jobs])
+    log.info("batch %s closed: %s", batch, summary)
+    if stuck:
+        # Closed in the audit trail; the task fails so that the run shows red and can be cleared.
+        raise AirflowException(f"batch {batch}: {len(stuck)} job(s) did not complete: {stuck[:10]}")
+    return summary
+
+
+def _load_enrichment(engine: Any, network_name: str, service: str, conn_id: str, job_id: str | None) -> None:
+    if job_id is None:
+        return
+    client = job_api(conn_id)
+    try:
+        state = client.state(job_id)
+    except JobApiError as exc:
+        log.warning("%s job %s could not be read: %s", service, job_id, exc)
+        return
+    finally:
+        client.close()
+    if state.status == "done" and state.result is not None:
+        with engine.begin() as conn:
+            stored = store_results(conn, network_name, service, job_id, state.result.items, _now())
+        log.info("%s job %s: %s result(s) stored", service, job_id, stored)
+    else:
+        log.warning("%s job %s is %s: its items stay missing for a later run (%s)", service, job_id,
+                    state.status, (state.error or {}).get("message", "no error given"))
+
+
+def _missing_enrichments(engine: Any, network_name: str, jobs: list[bookkeeping.JobRef]) -> list[str]:
+    profile_ids = [job.entity_id for job in jobs]
+    with engine.connect() as conn:
+        texts = len(text_items(conn, network_name, profile_ids, MAX_ENRICH_ITEMS))
+        media = len(media_items(conn, network_name, profile_ids, MAX_ENRICH_ITEMS))
+    problems = []
+    if texts:
+        problems.append(f"{texts} text item(s) still lack ML results")
+    if media:
+        problems.append(f"{media} media item(s) still lack image recognition")
+    return problems

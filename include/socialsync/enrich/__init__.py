@@ -1,0 +1,1 @@
+"""Enrichment: ML text analysis and image recognition through the external async job APIs."""

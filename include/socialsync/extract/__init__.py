@@ -1,0 +1,1 @@
+"""Extract: paging loops, checkpoints and request pacing against the networks' APIs."""

@@ -1,0 +1,118 @@
+"""What a network plug-in provides: an API client, a page normalizer and its defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from socialsync.transform.records import NormalizedPage
+
+
+@dataclass(frozen=True)
+class ApiCredentials:
+    """Where an API lives and how to authenticate; built from an Airflow connection at run time."""
+
+    base_url: str
+    token: str = field(repr=False)
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class FetchedPage:
+    """One API answer as received, with the request that produced it (never the credentials)."""
+
+    kind: str  # profile | posts | comments
+    parent_id: str  # the profile for profile/posts pages, the post for comments pages
+    request: dict[str, Any]
+    status_code: int
+    payload: dict[str, Any]
+    cursor: str | None  # the cursor this page was asked for with
+    next_cursor: str | None  # where the next page starts; None on the last page
+    item_count: int
+
+
+@dataclass(frozen=True)
+class PostStub:
+    """What extract needs to know of a post to plan its comments and to stop paging."""
+
+    post_id: str
+    created_at: datetime | None
+    comments_count: int | None
+
+
+@dataclass(frozen=True)
+class RawPage:
+    """A stored raw page handed back to a normalizer."""
+
+    id: int
+    kind: str
+    parent_id: str
+    payload: dict[str, Any]
+
+
+class NetworkClient(Protocol):
+    def fetch_profile(self, entity_id: str) -> FetchedPage: ...
+
+    def post_pages(self, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]: ...
+
+    def comment_pages(self, post_id: str, cursor: str | None) -> Iterator[FetchedPage]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class NetworkSpec:
+    """A network plug-in: the DAG factory, extract and transform only ever talk to this."""
+
+    name: str
+    api_conn_id: str
+    connect: Callable[[ApiCredentials], NetworkClient]
+    post_stubs: Callable[[dict[str, Any]], list[PostStub]]
+    normalize: Callable[[RawPage], NormalizedPage]
+    scopes: frozenset[str] = frozenset({"profile", "posts", "comments"})
+    schedule: str = "@daily"
+    pool: str = ""
+    pool_slots: int = 4
+    description: str = ""
+
+    @property
+    def dag_id(self) -> str:
+        return f"{self.name}_sync"
+
+    @property
+    def pool_name(self) -> str:
+        return self.pool or f"{self.name}_api"
+
+
+class ApiError(Exception):
+    """An API answered with an error; ``retryable`` says whether trying again can help."""
+
+    def __init__(self, message: str, status: int | None = None, code: int | str | None = None,
+                 retryable: bool = False, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.retryable = retryable
+        self.retry_after = retry_after
+
+    @property
+    def error_type(self) -> str:
+        return type(self).__name__
+
+
+class NotFoundError(ApiError):
+    """The entity does not exist (or is no longer visible): a permanent failure of its job."""
+
+
+class AuthError(ApiError):
+    """The credentials were refused: every job would fail the same way."""
+
+
+class ThrottledError(ApiError):
+    """The API asked us to slow down; wait ``retry_after`` seconds before the next call."""
+
+
+class TransientError(ApiError):
+    """5xx, timeouts, dropped connections, truncated bodies: worth another try."""

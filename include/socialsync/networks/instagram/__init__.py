@@ -1,0 +1,22 @@
+"""Instagram (Graph API): the plug-in spec the registry and the DAG factory read."""
+
+from __future__ import annotations
+
+from socialsync.networks.base import ApiCredentials, NetworkClient, NetworkSpec
+from socialsync.networks.instagram import mapping
+from socialsync.networks.instagram.client import InstagramClient
+
+
+def _connect(credentials: ApiCredentials) -> NetworkClient:
+    return InstagramClient(credentials)
+
+
+NETWORK = NetworkSpec(
+    name="instagram",
+    api_conn_id="instagram_api",
+    connect=_connect,
+    post_stubs=mapping.post_stubs,
+    normalize=mapping.normalize,
+    scopes=frozenset({"profile", "posts", "comments"}),
+    description="Instagram Graph API: profiles, media (feed, reels, carousels) and their comments.",
+)

@@ -1,0 +1,137 @@
+"""The Instagram Graph API client (httpx): profile, media pages and comment pages of a media."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+
+from socialsync.extract.paging import GraphCursorPaginator
+from socialsync.extract.retrying import call_with_retries
+from socialsync.networks.base import (
+    ApiCredentials,
+    ApiError,
+    AuthError,
+    FetchedPage,
+    NotFoundError,
+    ThrottledError,
+    TransientError,
+)
+
+log = logging.getLogger(__name__)
+
+PROFILE_FIELDS = ("id,username,name,biography,followers_count,follows_count,media_count,"
+                  "profile_picture_url,website")
+MEDIA_FIELDS = ("id,caption,media_type,media_product_type,media_url,thumbnail_url,permalink,timestamp,"
+                "like_count,comments_count,username,children{id,media_type,media_url,thumbnail_url}")
+COMMENT_FIELDS = "id,text,timestamp,username,like_count,from"
+
+# Graph's throttling codes: app (4), user (17), page (32), custom (613), Instagram BUC (80002).
+THROTTLE_CODES = frozenset({4, 17, 32, 613, 80001, 80002})
+AUTH_CODES = frozenset({102, 190, 200, 10})
+TRANSIENT_CODES = frozenset({1, 2})
+
+
+class InstagramClient:
+    """Talks the real Graph API protocol; only the connection's host and token say where to."""
+
+    def __init__(self, credentials: ApiCredentials, transport: httpx.BaseTransport | None = None) -> None:
+        options = credentials.options
+        self.page_size = int(options.get("page_size", 25))
+        self.comments_page_size = int(options.get("comments_page_size", 50))
+        self.max_attempts = int(options.get("max_attempts", 5))
+        self.last_usage: dict[str, Any] = {}
+        # The token travels in a header, so it never appears in URLs, logs or stored requests.
+        self._http = httpx.Client(
+            base_url=credentials.base_url.rstrip("/") + "/",
+            headers={"Authorization": f"Bearer {credentials.token}"},
+            timeout=httpx.Timeout(float(options.get("timeout", 30.0)), connect=10.0),
+            transport=transport,
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def fetch_profile(self, entity_id: str) -> FetchedPage:
+        params = {"fields": PROFILE_FIELDS}
+        status, body = self._get(entity_id, params)
+        return FetchedPage("profile", entity_id, _request(entity_id, params), status, body, None, None, 1)
+
+    def post_pages(self, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
+        return self._pages("posts", entity_id, f"{entity_id}/media",
+                           {"fields": MEDIA_FIELDS, "limit": self.page_size}, cursor)
+
+    def comment_pages(self, post_id: str, cursor: str | None) -> Iterator[FetchedPage]:
+        return self._pages("comments", post_id, f"{post_id}/comments",
+                           {"fields": COMMENT_FIELDS, "limit": self.comments_page_size}, cursor)
+
+    def _pages(self, kind: str, parent_id: str, path: str, base: dict[str, Any],
+               cursor: str | None) -> Iterator[FetchedPage]:
+        paginator = GraphCursorPaginator(cursor)
+        while True:
+            params = dict(base)
+            asked_with = paginator.cursor
+            paginator.update_request(params)
+            status, body = self._get(path, params)
+            paginator.update_state(body)
+            items = body.get("data")
+            yield FetchedPage(kind, parent_id, _request(path, params), status, body, asked_with,
+                              paginator.cursor, len(items) if isinstance(items, list) else 0)
+            if not paginator.has_next_page:
+                return
+
+    def _get(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return call_with_retries(lambda: self._get_once(path, params), self.max_attempts,
+                                 f"GET {path} after={params.get('after', '-')}")
+
+    def _get_once(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        try:
+            response = self._http.get(path, params=params)
+        except httpx.TimeoutException as exc:
+            raise TransientError(f"timeout on GET {path}: {type(exc).__name__}", retryable=True) from exc
+        except httpx.TransportError as exc:
+            raise TransientError(f"connection error on GET {path}: {type(exc).__name__}",
+                                 retryable=True) from exc
+        self._read_usage(response)
+        try:
+            body = response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise TransientError(f"unreadable body ({len(response.content)} bytes) from GET {path}",
+                                 status=response.status_code, retryable=True) from exc
+        if response.is_success and isinstance(body, dict) and "error" not in body:
+            return response.status_code, body
+        raise _graph_error(response, body, path)
+
+    def _read_usage(self, response: httpx.Response) -> None:
+        for header in ("x-app-usage", "x-business-use-case-usage"):
+            value = response.headers.get(header)
+            if value:
+                try:
+                    self.last_usage[header] = json.loads(value)
+                except json.JSONDecodeError:
+                    log.warning("ignoring unreadable %s header", header)
+
+
+def _request(path: str, params: dict[str, Any]) -> dict[str, Any]:
+    return {"method": "GET", "path": path, "params": dict(params)}
+
+
+def _graph_error(response: httpx.Response, body: Any, path: str) -> ApiError:
+    error = body.get("error") if isinstance(body, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = error.get("code")
+    message = f"GET {path}: HTTP {response.status_code} {error.get('message') or response.reason_phrase}"
+    retry_after = response.headers.get("retry-after")
+    wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+    if response.status_code == 429 or code in THROTTLE_CODES:
+        return ThrottledError(message, response.status_code, code, retryable=True, retry_after=wait)
+    if code in AUTH_CODES or response.status_code == 401:
+        return AuthError(message, response.status_code, code)
+    if code == 100 and error.get("error_subcode") == 33 or response.status_code == 404:
+        return NotFoundError(message, response.status_code, code)
+    if response.status_code >= 500 or code in TRANSIENT_CODES or error.get("is_transient"):
+        return TransientError(message, response.status_code, code, retryable=True, retry_after=wait)
+    return ApiError(message, response.status_code, code)

@@ -1,0 +1,290 @@
+"""A large deterministic dataset derived lazily from a seed: nothing is held in memory.
+
+Every value is a pure function of (seed, indexes), so any page of any profile can be served in
+O(page) time and a test can compute the exact ground truth of what a sync must load.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from functools import lru_cache
+
+from socialsync.sandbox import words
+
+# The sandbox's "now": generated timestamps lie before it, so runs are reproducible on any day.
+REFERENCE_NOW = datetime(2026, 11, 1, tzinfo=UTC)
+
+# Id layout (kind prefix + fixed-width indexes) lets the server decode any id without lookups.
+_PROFILE, _POST, _CHILD, _COMMENT, _AUTHOR = "1784", "1790", "1791", "1800", "1785"
+_P, _J, _C, _K = 7, 7, 2, 6
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """Size and shape of the generated dataset; posts and comments follow long-tailed laws."""
+
+    seed: int = 20261101
+    profiles: int = 12
+    posts_median: int = 30
+    posts_max: int = 2000
+    comments_median: int = 4
+    comments_max: int = 400
+    carousel_max: int = 10
+
+
+@dataclass(frozen=True)
+class ProfileTruth:
+    index: int
+    id: str
+    username: str
+    name: str
+    biography: str
+    followers_count: int
+    follows_count: int
+    media_count: int
+    profile_picture_url: str
+    website: str | None
+
+
+@dataclass(frozen=True)
+class MediaTruth:
+    id: str
+    media_type: str  # IMAGE | VIDEO
+    media_url: str
+    thumbnail_url: str | None
+    position: int
+
+
+@dataclass(frozen=True)
+class PostTruth:
+    profile_index: int
+    index: int
+    id: str
+    owner_id: str
+    username: str
+    caption: str | None
+    media_type: str  # IMAGE | VIDEO | CAROUSEL_ALBUM
+    media_product_type: str  # FEED | REELS
+    media_url: str
+    thumbnail_url: str | None
+    permalink: str
+    timestamp: datetime
+    like_count: int
+    comments_count: int
+    children: tuple[MediaTruth, ...] = field(default=())
+
+    @property
+    def media(self) -> tuple[MediaTruth, ...]:
+        """The media items a post carries: its children, or itself for a single photo or video."""
+        if self.children:
+            return self.children
+        single = MediaTruth(self.id, self.media_type, self.media_url, self.thumbnail_url, 0)
+        return (single,)
+
+
+@dataclass(frozen=True)
+class CommentTruth:
+    id: str
+    post_id: str
+    text: str
+    timestamp: datetime
+    username: str
+    author_id: str
+    like_count: int
+
+
+def graph_time(value: datetime) -> str:
+    """Graph API's timestamp form: ``2024-05-01T12:00:00+0000``."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+0000")
+
+
+class Dataset:
+    """The ground truth the sandbox serves, addressable by index or by id."""
+
+    def __init__(self, spec: DatasetSpec | None = None) -> None:
+        self.spec = spec or DatasetSpec()
+
+    def _rng(self, *key: object) -> random.Random:
+        return random.Random("/".join(map(str, (self.spec.seed, *key))))
+
+    # --- ids ------------------------------------------------------------------------------------
+    @staticmethod
+    def profile_id(p: int) -> str:
+        return f"{_PROFILE}{p:0{_P + _J}d}"
+
+    @staticmethod
+    def post_id(p: int, j: int) -> str:
+        return f"{_POST}{p:0{_P}d}{j:0{_J}d}"
+
+    @staticmethod
+    def child_id(p: int, j: int, c: int) -> str:
+        return f"{_CHILD}{p:0{_P}d}{j:0{_J}d}{c:0{_C}d}"
+
+    @staticmethod
+    def comment_id(p: int, j: int, k: int) -> str:
+        return f"{_COMMENT}{p:0{_P}d}{j:0{_J}d}{k:0{_K}d}"
+
+    def parse_profile_id(self, node_id: str) -> int | None:
+        if len(node_id) == 4 + _P + _J and node_id.startswith(_PROFILE) and node_id.isdigit():
+            p = int(node_id[4:])
+            return p if p < self.spec.profiles else None
+        return None
+
+    def parse_post_id(self, node_id: str) -> tuple[int, int] | None:
+        if len(node_id) == 4 + _P + _J and node_id.startswith(_POST) and node_id.isdigit():
+            p, j = int(node_id[4 : 4 + _P]), int(node_id[4 + _P :])
+            if p < self.spec.profiles and j < self.post_count(p):
+                return p, j
+        return None
+
+    def profile_ids(self) -> list[str]:
+        return [self.profile_id(p) for p in range(self.spec.profiles)]
+
+    # --- profiles -------------------------------------------------------------------------------
+    @lru_cache(maxsize=4096)  # noqa: B019 - the dataset lives as long as the server; bounded cache
+    def post_count(self, p: int) -> int:
+        rng = self._rng("posts", p)
+        if p % 11 == 5:  # some profiles have never posted: the empty edge must work
+            return 0
+        count = int(self.spec.posts_median * rng.lognormvariate(0.0, 1.0))
+        return max(1, min(self.spec.posts_max, count))
+
+    def profile(self, p: int) -> ProfileTruth:
+        rng = self._rng("profile", p)
+        username = f"{rng.choice(words.ADJECTIVES)}_{rng.choice(words.NOUNS)}_{p}"
+        bio = self._text(rng, 6, 16, mention_chance=0.5)
+        return ProfileTruth(
+            index=p,
+            id=self.profile_id(p),
+            username=username,
+            name=username.replace("_", " ").title(),
+            biography=bio,
+            followers_count=int(500 * rng.lognormvariate(0.0, 2.0)),
+            follows_count=rng.randint(0, 3000),
+            media_count=self.post_count(p),
+            profile_picture_url=f"https://cdn.sandbox.invalid/avatars/{self.profile_id(p)}.jpg",
+            website=f"https://{username.replace('_', '')}.example" if rng.random() < 0.6 else None,
+        )
+
+    def username(self, p: int) -> str:
+        return self.profile(p).username
+
+    # --- posts ----------------------------------------------------------------------------------
+    def post(self, p: int, j: int) -> PostTruth:
+        """Post ``j`` of profile ``p``; ``j`` grows with time, so new posts never renumber old ones."""
+        rng = self._rng("post", p, j)
+        pid = self.post_id(p, j)
+        roll = rng.random()
+        media_type = "IMAGE" if roll < 0.55 else "VIDEO" if roll < 0.75 else "CAROUSEL_ALBUM"
+        product = "REELS" if media_type == "VIDEO" and rng.random() < 0.7 else "FEED"
+        children: tuple[MediaTruth, ...] = ()
+        if media_type == "CAROUSEL_ALBUM":
+            n = rng.randint(2, max(2, self.spec.carousel_max))
+            children = tuple(self._child(p, j, c) for c in range(n))
+            media_url, thumb = children[0].media_url, None
+        else:
+            media_url, thumb = self._urls(pid, media_type)
+        caption = None if rng.random() < 0.08 else self._text(rng, 3, 30, mention_chance=0.35)
+        return PostTruth(
+            profile_index=p,
+            index=j,
+            id=pid,
+            owner_id=self.profile_id(p),
+            username=self.username(p),
+            caption=caption,
+            media_type=media_type,
+            media_product_type=product,
+            media_url=media_url,
+            thumbnail_url=thumb,
+            permalink=f"https://www.instagram.com/p/{_shortcode(pid)}/",
+            timestamp=self.post_time(p, j),
+            like_count=int(40 * rng.lognormvariate(0.0, 1.5)),
+            comments_count=self.comment_count(p, j),
+            children=children,
+        )
+
+    def post_time(self, p: int, j: int) -> datetime:
+        rng = self._rng("gap", p)
+        gap_hours = rng.uniform(6.0, 96.0)
+        start = REFERENCE_NOW - timedelta(hours=gap_hours * (self.post_count(p) + 1))
+        jitter = self._rng("jitter", p, j).uniform(0.0, gap_hours * 0.4)
+        return (start + timedelta(hours=gap_hours * j + jitter)).replace(microsecond=0)
+
+    def posts_newest_first(self, p: int, before: int | None = None) -> Iterator[int]:
+        """Post indexes, newest first, strictly older than index ``before`` when given."""
+        top = self.post_count(p) if before is None else min(before, self.post_count(p))
+        return iter(range(top - 1, -1, -1))
+
+    def _child(self, p: int, j: int, c: int) -> MediaTruth:
+        cid = self.child_id(p, j, c)
+        media_type = "VIDEO" if self._rng("child", p, j, c).random() < 0.2 else "IMAGE"
+        url, thumb = self._urls(cid, media_type)
+        return MediaTruth(cid, media_type, url, thumb, c)
+
+    @staticmethod
+    def _urls(media_id: str, media_type: str) -> tuple[str, str | None]:
+        if media_type == "VIDEO":
+            return (f"https://cdn.sandbox.invalid/v/{media_id}.mp4",
+                    f"https://cdn.sandbox.invalid/t/{media_id}.jpg")
+        return f"https://cdn.sandbox.invalid/i/{media_id}.jpg", None
+
+    # --- comments -------------------------------------------------------------------------------
+    def comment_count(self, p: int, j: int) -> int:
+        rng = self._rng("ncomments", p, j)
+        if rng.random() < 0.15:
+            return 0
+        count = int(self.spec.comments_median * rng.lognormvariate(0.0, 1.2))
+        return min(self.spec.comments_max, count)
+
+    def comment(self, p: int, j: int, k: int) -> CommentTruth:
+        """Comment ``k`` of post ``j``; ``k`` grows with time."""
+        rng = self._rng("comment", p, j, k)
+        posted = self.post_time(p, j)
+        span = max(60.0, (REFERENCE_NOW - posted).total_seconds() * 0.9)
+        step = span / (self.comment_count(p, j) + 1)
+        author = rng.randint(0, 50_000)
+        return CommentTruth(
+            id=self.comment_id(p, j, k),
+            post_id=self.post_id(p, j),
+            text=self._text(rng, 1, 18, mention_chance=0.2),
+            timestamp=(posted + timedelta(seconds=step * (k + 1))).replace(microsecond=0),
+            username=f"fan_{author}",
+            author_id=f"{_AUTHOR}{author:0{_P + _J}d}",
+            like_count=int(rng.expovariate(0.5)),
+        )
+
+    def comments_newest_first(self, p: int, j: int, before: int | None = None) -> Iterator[int]:
+        count = self.comment_count(p, j)
+        top = count if before is None else min(before, count)
+        return iter(range(top - 1, -1, -1))
+
+    # --- texts ----------------------------------------------------------------------------------
+    def _text(self, rng: random.Random, low: int, high: int, mention_chance: float) -> str:
+        parts = [rng.choice(words.WORDS) for _ in range(rng.randint(low, high))]
+        if rng.random() < mention_chance and self.spec.profiles:
+            parts.insert(rng.randrange(len(parts) + 1), "@" + self.username(rng.randrange(self.spec.profiles)))
+        parts += ["#" + rng.choice(words.HASHTAGS) for _ in range(rng.randint(0, 3))]
+        return " ".join(parts)
+
+    # --- totals (ground truth for tests and the demo) --------------------------------------------
+    def totals(self) -> dict[str, int]:
+        posts = media = comments = 0
+        for p in range(self.spec.profiles):
+            for j in range(self.post_count(p)):
+                post = self.post(p, j)
+                posts += 1
+                media += len(post.media)
+                comments += post.comments_count
+        return {"profiles": self.spec.profiles, "posts": posts, "media": media, "comments": comments}
+
+
+def _shortcode(media_id: str) -> str:
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    n, out = int(media_id), []
+    while n:
+        n, r = divmod(n, 64)
+        out.append(alphabet[r])
+    return "".join(reversed(out))

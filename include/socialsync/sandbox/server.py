@@ -1,0 +1,120 @@
+"""The sandbox server: the Graph API and both job services on one loopback port."""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Mount, Route
+
+from socialsync.sandbox.dataset import Dataset, DatasetSpec
+from socialsync.sandbox.graph_api import GraphApi, UsageMeter
+from socialsync.sandbox.jobs_api import JobService
+
+DEFAULT_PORT = 8090
+
+
+@dataclass
+class SandboxConfig:
+    """What the sandbox serves and how it behaves. Tokens here are the sandbox's own, not secrets."""
+
+    spec: DatasetSpec = field(default_factory=DatasetSpec)
+    access_token: str = "sandbox-token"
+    api_key: str = "sandbox-key"
+    latency_ms: float = 0.0
+    job_seconds: float = 2.0
+    job_failure_rate: float = 0.0
+    calls_per_hour: int = 1_000_000
+
+
+def build_app(config: SandboxConfig) -> Starlette:
+    counters: Counter[str] = Counter()
+    dataset = Dataset(config.spec)
+    latency = config.latency_ms / 1000
+    graph = GraphApi(dataset, config.access_token, UsageMeter(config.calls_per_hour), counters, latency)
+    services = {kind: JobService(kind, config.api_key, config.job_seconds, config.job_failure_rate,
+                                 counters, seed=config.spec.seed, latency_s=latency)
+                for kind in ("ml", "vision")}
+
+    async def stats(_: Request) -> JSONResponse:
+        return JSONResponse({"requests": dict(counters), "totals": dataset.totals()})
+
+    app = Starlette(routes=[
+        Route("/_sandbox/stats", stats),
+        Mount("/ml/v1", routes=services["ml"].routes()),
+        Mount("/vision/v1", routes=services["vision"].routes()),
+        Route("/{path:path}", graph.handle, methods=["GET"]),
+    ])
+    app.state.counters = counters
+    app.state.dataset = dataset
+    return app
+
+
+class SandboxServer:
+    """Runs the sandbox in a background thread on 127.0.0.1 (tests, the demo, benchmarks)."""
+
+    def __init__(self, config: SandboxConfig | None = None, port: int = 0) -> None:
+        self.config = config or SandboxConfig()
+        self.app = build_app(self.config)
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._socket.bind(("127.0.0.1", port))
+        self.port = self._socket.getsockname()[1]
+        self._server = uvicorn.Server(uvicorn.Config(self.app, log_level="warning", access_log=False))
+        self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [self._socket]},
+                                        daemon=True, name="sandbox")
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def counters(self) -> Counter[str]:
+        counters: Counter[str] = self.app.state.counters
+        return counters
+
+    def __enter__(self) -> SandboxServer:
+        self._thread.start()
+        deadline = time.monotonic() + 10
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the sandbox did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+        self._socket.close()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the socialsync sandbox on 127.0.0.1.")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT)
+    parser.add_argument("--seed", type=int, default=DatasetSpec.seed)
+    parser.add_argument("--profiles", type=int, default=DatasetSpec.profiles)
+    parser.add_argument("--posts-median", type=int, default=DatasetSpec.posts_median)
+    parser.add_argument("--comments-median", type=int, default=DatasetSpec.comments_median)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--job-seconds", type=float, default=2.0)
+    parser.add_argument("--job-failure-rate", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    spec = DatasetSpec(seed=args.seed, profiles=args.profiles, posts_median=args.posts_median,
+                       comments_median=args.comments_median)
+    config = SandboxConfig(spec=spec, latency_ms=args.latency_ms, job_seconds=args.job_seconds,
+                           job_failure_rate=args.job_failure_rate)
+    print(f"socialsync sandbox on http://127.0.0.1:{args.port} ({spec.profiles} profiles)", flush=True)
+    uvicorn.run(build_app(config), host="127.0.0.1", port=args.port, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,207 @@
+"""The warehouse tables: raw pages, normalized entities, enrichments and the sync audit trail."""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+from socialsync.storage.types import JsonDocument, UtcDateTime
+
+# BIGINT ids on PostgreSQL, INTEGER (the rowid alias, autoincrementing) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+metadata = MetaData()
+
+STATUSES = ("pending", "running", "succeeded", "failed", "partial", "skipped")
+
+# --- audit trail: seed 003, field for field -----------------------------------------------------
+sync_jobs = Table(
+    "sync_jobs",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("network", String(32), nullable=False),
+    Column("entity_id", String(128), nullable=False),
+    Column("cursor", JsonDocument, nullable=False, default=dict),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("error_type", String(128)),
+    Column("error_message", Text),
+    Column("previous_job_id", Id, ForeignKey("sync_jobs.id")),
+    Column("started_at", UtcDateTime),
+    Column("finished_at", UtcDateTime),
+    Index("ix_sync_jobs_entity", "network", "entity_id", "id"),
+)
+
+sync_tasks = Table(
+    "sync_tasks",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("job_id", Id, ForeignKey("sync_jobs.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("external_id", String(128), nullable=False),
+    Column("status", String(16), nullable=False, default="pending"),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("last_synced_at", UtcDateTime),
+    Index("ux_sync_tasks_job_kind_external", "job_id", "kind", "external_id", unique=True),
+)
+
+# Which jobs an Airflow run opened, cut into the batches its mapped tasks work on.
+sync_batches = Table(
+    "sync_batches",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("run_id", String(250), primary_key=True),
+    Column("job_id", Id, ForeignKey("sync_jobs.id"), primary_key=True),
+    Column("batch_no", Integer, nullable=False),
+    Index("ix_sync_batches_batch", "network", "run_id", "batch_no"),
+)
+
+tracked_entities = Table(
+    "tracked_entities",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("entity_id", String(128), primary_key=True),
+    Column("active", Boolean, nullable=False, default=True),
+    Column("added_at", UtcDateTime, nullable=False),
+    Column("last_synced_at", UtcDateTime),
+)
+
+# --- raw: every page as received -----------------------------------------------------------------
+raw_pages = Table(
+    "raw_pages",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("network", String(32), nullable=False),
+    Column("job_id", Id, ForeignKey("sync_jobs.id"), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("parent_id", String(128), nullable=False),
+    Column("request", JsonDocument, nullable=False),
+    Column("cursor", String(512)),
+    Column("next_cursor", String(512)),
+    Column("status_code", Integer, nullable=False),
+    Column("item_count", Integer, nullable=False),
+    Column("payload", JsonDocument, nullable=False),
+    Column("fetched_at", UtcDateTime, nullable=False),
+    Index("ix_raw_pages_job", "job_id", "id"),
+    Index("ix_raw_pages_parent", "network", "kind", "parent_id"),
+)
+
+quarantine = Table(
+    "quarantine",
+    metadata,
+    Column("id", Id, primary_key=True, autoincrement=True),
+    Column("network", String(32), nullable=False),
+    Column("raw_page_id", Id, ForeignKey("raw_pages.id"), nullable=False),
+    Column("record_kind", String(32), nullable=False),
+    Column("record_id", String(128)),
+    Column("reason", Text, nullable=False),
+    Column("record", JsonDocument, nullable=False),
+    Column("quarantined_at", UtcDateTime, nullable=False),
+    Index("ux_quarantine_page_record", "raw_page_id", "record_kind", "record_id", unique=True),
+)
+
+# --- normalized: one format across networks, natural keys include the network ---------------------
+profiles = Table(
+    "profiles",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("profile_id", String(128), primary_key=True),
+    Column("username", String(256), nullable=False),
+    Column("display_name", String(512)),
+    Column("bio", Text),
+    Column("followers_count", BigInteger),
+    Column("following_count", BigInteger),
+    Column("posts_count", BigInteger),
+    Column("avatar_url", Text),
+    Column("website", Text),
+    Column("raw_page_id", Id, nullable=False),
+    Column("synced_at", UtcDateTime, nullable=False),
+)
+
+posts = Table(
+    "posts",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("post_id", String(128), primary_key=True),
+    Column("profile_id", String(128), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("product_type", String(32)),
+    Column("caption", Text),
+    Column("permalink", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("like_count", BigInteger),
+    Column("comments_count", BigInteger),
+    Column("view_count", BigInteger),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("raw_page_id", Id, nullable=False),
+    Column("synced_at", UtcDateTime, nullable=False),
+    Index("ix_posts_profile", "network", "profile_id", "created_at"),
+)
+
+media = Table(
+    "media",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("media_id", String(128), primary_key=True),
+    Column("post_id", String(128), nullable=False),
+    Column("position", Integer, nullable=False),
+    Column("media_type", String(16), nullable=False),
+    Column("url", Text),
+    Column("thumbnail_url", Text),
+    Column("raw_page_id", Id, nullable=False),
+    Index("ix_media_post", "network", "post_id", "position"),
+)
+
+comments = Table(
+    "comments",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("comment_id", String(128), primary_key=True),
+    Column("post_id", String(128), nullable=False),
+    Column("author_id", String(128)),
+    Column("author_username", String(256)),
+    Column("content", Text),
+    Column("created_at", UtcDateTime, nullable=False),
+    Column("like_count", BigInteger),
+    Column("deleted", Boolean, nullable=False, default=False),
+    Column("raw_page_id", Id, nullable=False),
+    Index("ix_comments_post", "network", "post_id", "created_at"),
+)
+
+# One snapshot of a count per entity per day: re-running a day overwrites it.
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("entity_kind", String(32), primary_key=True),
+    Column("entity_id", String(128), primary_key=True),
+    Column("metric", String(64), primary_key=True),
+    Column("captured_on", Date, primary_key=True),
+    Column("value", Float, nullable=False),
+)
+
+enrichments = Table(
+    "enrichments",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("item_kind", String(32), primary_key=True),
+    Column("item_id", String(128), primary_key=True),
+    Column("service", String(32), primary_key=True),
+    Column("result", JsonDocument, nullable=False),
+    Column("external_job_id", String(128), nullable=False),
+    Column("enriched_at", UtcDateTime, nullable=False),
+)
+
+NORMALIZED_TABLES = (profiles, posts, media, comments, metrics, enrichments)

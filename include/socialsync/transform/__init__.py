@@ -1,0 +1,1 @@
+"""Validation and normalization: raw payloads -> one unified format across networks."""
