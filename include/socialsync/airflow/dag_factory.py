@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from airflow.sdk import DAG, TriggerRule, task
+from airflow.sdk.configuration import conf
 
 from socialsync.airflow import tasks
 from socialsync.airflow.params import sync_params
@@ -13,8 +14,9 @@ from socialsync.airflow.sensors import JobStatusSensor
 from socialsync.networks.base import NetworkSpec
 
 START_DATE = datetime(2026, 1, 1)
-ENRICH_POLL_SECONDS = 15.0
-ENRICH_TIMEOUT = timedelta(hours=2)
+# [socialsync] options of the Airflow config (or AIRFLOW__SOCIALSYNC__* variables): in-memory reads.
+ENRICH_POLL_SECONDS = conf.getfloat("socialsync", "enrich_poll_seconds", fallback=30.0)
+ENRICH_TIMEOUT = timedelta(seconds=conf.getfloat("socialsync", "enrich_timeout_seconds", fallback=7200.0))
 
 DOC = """
 ### {name}: daily sync

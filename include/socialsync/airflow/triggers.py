@@ -44,7 +44,7 @@ class JobStatusTrigger(BaseTrigger):
             try:
                 status = await self._poll(hook)
                 errors = 0
-            except (JobApiError, OSError, ValueError, Exception) as exc:  # noqa: BLE001 - any failure counts
+            except (JobApiError, OSError, ValueError, Exception) as exc:
                 errors += 1
                 self.log.warning("polling job %s failed (%s in a row): %s", self.job_id, errors, exc)
                 if errors >= self.max_consecutive_errors:

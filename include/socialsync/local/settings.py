@@ -57,6 +57,7 @@ def airflow_env(airflow_home: Path, dags_folder: Path, connections: dict[str, st
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
         "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
+        "AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS": "2",
         "NO_PROXY": "*",
     })
     return env

@@ -154,7 +154,7 @@ class Dataset:
 
     def profile(self, p: int) -> ProfileTruth:
         rng = self._rng("profile", p)
-        username = f"{rng.choice(words.ADJECTIVES)}_{rng.choice(words.NOUNS)}_{p}"
+        username = self.username(p)
         bio = self._text(rng, 6, 16, mention_chance=0.5)
         return ProfileTruth(
             index=p,
@@ -170,7 +170,8 @@ class Dataset:
         )
 
     def username(self, p: int) -> str:
-        return self.profile(p).username
+        rng = self._rng("username", p)
+        return f"{rng.choice(words.ADJECTIVES)}_{rng.choice(words.NOUNS)}_{p}"
 
     # --- posts ----------------------------------------------------------------------------------
     def post(self, p: int, j: int) -> PostTruth:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event, make_url
 
 from socialsync.storage.schema import metadata
 
 
-def warehouse_engine(url: str, **kwargs: Any) -> Engine:
+def warehouse_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the tables created; SQLite gets WAL and a busy timeout."""
-    if url.startswith("sqlite"):
+    if make_url(url).get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": 60})
     engine = create_engine(url, future=True, **kwargs)
     if engine.dialect.name == "sqlite":

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
+
 from sqlalchemy import Connection, Engine, delete, insert
 
 from socialsync.networks.base import NetworkSpec

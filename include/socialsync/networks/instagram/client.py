@@ -130,7 +130,7 @@ def _graph_error(response: httpx.Response, body: Any, path: str) -> ApiError:
         return ThrottledError(message, response.status_code, code, retryable=True, retry_after=wait)
     if code in AUTH_CODES or response.status_code == 401:
         return AuthError(message, response.status_code, code)
-    if code == 100 and error.get("error_subcode") == 33 or response.status_code == 404:
+    if (code == 100 and error.get("error_subcode") == 33) or response.status_code == 404:
         return NotFoundError(message, response.status_code, code)
     if response.status_code >= 500 or code in TRANSIENT_CODES or error.get("is_transient"):
         return TransientError(message, response.status_code, code, retryable=True, retry_after=wait)

@@ -1,0 +1,32 @@
+# The two commands of the README: `make demo` runs a real sync, `make test` runs the whole suite.
+# Both create .venv and install the pinned dependencies (constraints.txt) on first use.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test sandbox airflow lint bench clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
+	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m socialsync.local.demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+sandbox: $(STAMP)
+	$(PY) -m socialsync.sandbox
+
+airflow: $(STAMP)
+	$(PY) -m socialsync.local.airflow
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check dags plugins include tests
+
+clean:
+	rm -rf $(VENV) .demo .pytest_cache

@@ -1,0 +1,139 @@
+"""The whole instagram_sync DAG through ``airflow dags test``: SQLite and a real PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import make_url
+
+from socialsync.local.settings import airflow_env
+from socialsync.sandbox.dataset import Dataset
+from socialsync.sandbox.server import SandboxConfig, SandboxServer
+from socialsync.storage import schema
+from socialsync.storage.engine import warehouse_engine
+from socialsync.storage.jobs import track_entities
+from tests.conftest import ROOT
+from tests.integration.conftest import SMALL
+from tests.integration.truth import assert_warehouse_matches
+
+NETWORK = "instagram"
+
+
+@pytest.fixture(scope="module")
+def sandbox_for_dags() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxConfig(spec=SMALL, job_seconds=1.5)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory, sandbox_for_dags: SandboxServer) -> Path:
+    home = tmp_path_factory.mktemp("airflow")
+    _airflow(_env(home, sandbox_for_dags, "sqlite:///unused.db"), "db", "migrate")
+    return home
+
+
+def _connection(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        return json.dumps({"conn_type": "sqlite", "host": parsed.database})
+    return json.dumps({"conn_type": "postgres", "host": parsed.host, "port": parsed.port,
+                       "login": parsed.username, "schema": parsed.database})
+
+
+def _env(home: Path, sandbox: SandboxServer, warehouse_url: str) -> dict[str, str]:
+    connections = {
+        "AIRFLOW_CONN_INSTAGRAM_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/v21.0",
+                                                  "password": "sandbox-token", "extra": {"page_size": 10}}),
+        "AIRFLOW_CONN_ML_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/ml/v1",
+                                           "extra": {"X-Api-Key": "sandbox-key"}}),
+        "AIRFLOW_CONN_VISION_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/vision/v1",
+                                               "extra": {"X-Api-Key": "sandbox-key"}}),
+        "AIRFLOW_CONN_SOCIALSYNC_DB": _connection(warehouse_url),
+    }
+    env = airflow_env(home, ROOT / "dags", connections)
+    env["AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS"] = "0.5"
+    return env
+
+
+def _airflow(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    result = subprocess.run([sys.executable, "-m", "airflow", *args], env=env, cwd=ROOT, text=True,
+                            capture_output=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"airflow {' '.join(args)} exited {result.returncode}:\n"
+                             f"{result.stdout[-8000:]}\n{result.stderr[-4000:]}")
+    return result
+
+
+def _warehouse_url(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'warehouse.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbox_for_dags: SandboxServer,
+                                          tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    url = _warehouse_url(kind, tmp_path, request)
+    engine = warehouse_engine(url)
+    dataset: Dataset = sandbox_for_dags.app.state.dataset
+    try:
+        with engine.begin() as conn:
+            track_entities(conn, NETWORK, dataset.profile_ids(), _now())
+        result = _airflow(_env(airflow_home, sandbox_for_dags, url), "dags", "test", "instagram_sync",
+                          "--conf", json.dumps({"batch_size": 2}))
+        assert "sandbox-token" not in result.stdout + result.stderr  # the secret never reaches a log
+
+        assert_warehouse_matches(engine, dataset, enrich=True)
+        with engine.connect() as conn:
+            statuses = dict(conn.execute(select(schema.sync_jobs.c.status, func.count())
+                                         .group_by(schema.sync_jobs.c.status)).all())
+            batches = conn.scalar(select(func.count(func.distinct(schema.sync_batches.c.batch_no))))
+            unsynced = conn.scalar(select(func.count()).where(schema.tracked_entities.c.last_synced_at.is_(None)))
+            comment_tasks = conn.scalar(select(func.count()).where(schema.sync_tasks.c.kind == "comments",
+                                                                   schema.sync_tasks.c.status == "succeeded"))
+        assert statuses == {"succeeded": SMALL.profiles}
+        assert batches == 3 and unsynced == 0
+        posts_with_comments = sum(dataset.comment_count(p, j) > 0 for p in range(SMALL.profiles)
+                                  for j in range(dataset.post_count(p)))
+        assert comment_tasks == posts_with_comments
+        _assert_xcom_is_small(airflow_home)
+    finally:
+        schema.metadata.drop_all(engine)
+        engine.dispose()
+
+
+def _assert_xcom_is_small(home: Path) -> None:
+    with sqlite3.connect(home / "airflow.db") as db:
+        sizes = [(task, len(str(value))) for task, value in db.execute(
+            "select task_id, value from xcom where dag_id = 'instagram_sync'")]
+    assert sizes, "the run left no XCom at all"
+    assert max(size for _, size in sizes) < 2048, sizes
+
+
+def test_a_bad_conf_is_refused_before_anything_is_written(airflow_home: Path, sandbox_for_dags: SandboxServer,
+                                                          tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    env = _env(airflow_home, sandbox_for_dags, url)
+    before = sum(sandbox_for_dags.counters.values())
+    for conf, message in (({"scope": "everything"}, "is not one of"),
+                          ({"entity_ids": "178400000000000000"}, "is not of type 'null', 'array'")):
+        result = _airflow(env, "dags", "test", "instagram_sync", "--conf", json.dumps(conf), check=False)
+        assert result.returncode != 0
+        assert message in result.stdout + result.stderr
+    assert sum(sandbox_for_dags.counters.values()) == before  # no request went out
+    if (tmp_path / "warehouse.db").exists():
+        with create_engine(url).connect() as conn:
+            assert conn.scalar(select(func.count()).select_from(schema.sync_jobs)) == 0
+
+
+def _now():  # type: ignore[no-untyped-def]
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)

@@ -1,0 +1,74 @@
+"""The sandbox's ground truth as warehouse rows, built from the dataset, not from any payload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from socialsync.sandbox.analysis import analyze_text, recognize_media
+from socialsync.sandbox.dataset import Dataset
+from socialsync.storage import schema
+
+KIND = {"IMAGE": "image", "VIDEO": "video", "CAROUSEL_ALBUM": "carousel"}
+
+
+def expected(dataset: Dataset, enrich: bool = True) -> dict[str, dict[Any, tuple]]:
+    out: dict[str, dict[Any, tuple]] = {"profiles": {}, "posts": {}, "media": {}, "comments": {},
+                                        "enrichments": {}}
+    for p in range(dataset.spec.profiles):
+        prof = dataset.profile(p)
+        out["profiles"][prof.id] = (prof.username, prof.name, prof.biography, prof.followers_count,
+                                    prof.follows_count, prof.media_count, prof.profile_picture_url, prof.website)
+        if enrich:
+            out["enrichments"][("profile", prof.id, "ml")] = analyze_text(f"profile:{prof.id}", prof.biography)
+        for j in range(dataset.post_count(p)):
+            post = dataset.post(p, j)
+            out["posts"][post.id] = (prof.id, KIND[post.media_type], post.media_product_type.lower(),
+                                     post.caption, post.permalink, post.timestamp, post.like_count,
+                                     post.comments_count)
+            if enrich and post.caption is not None:
+                out["enrichments"][("post", post.id, "ml")] = analyze_text(f"post:{post.id}", post.caption)
+            for m in post.media:
+                out["media"][m.id] = (post.id, m.position, m.media_type.lower(), m.media_url, m.thumbnail_url)
+                if enrich:
+                    out["enrichments"][("media", m.id, "vision")] = recognize_media(
+                        f"media:{m.id}", m.media_type.lower(), m.media_url)
+            for k in range(post.comments_count):
+                c = dataset.comment(p, j, k)
+                out["comments"][c.id] = (post.id, c.author_id, c.username, c.text, c.timestamp, c.like_count)
+    return out
+
+
+def actual(engine: Engine, network: str = "instagram") -> dict[str, dict[Any, tuple]]:
+    p, po, m, c, e = (schema.profiles.c, schema.posts.c, schema.media.c, schema.comments.c,
+                      schema.enrichments.c)
+    with engine.connect() as conn:
+        return {
+            "profiles": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                p.profile_id, p.username, p.display_name, p.bio, p.followers_count, p.following_count,
+                p.posts_count, p.avatar_url, p.website).where(p.network == network))},
+            "posts": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                po.post_id, po.profile_id, po.kind, po.product_type, po.caption, po.permalink, po.created_at,
+                po.like_count, po.comments_count).where(po.network == network))},
+            "media": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                m.media_id, m.post_id, m.position, m.media_type, m.url, m.thumbnail_url).where(
+                m.network == network))},
+            "comments": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                c.comment_id, c.post_id, c.author_id, c.author_username, c.content, c.created_at,
+                c.like_count).where(c.network == network))},
+            "enrichments": {(r[0], r[1], r[2]): r[3] for r in conn.execute(select(
+                e.item_kind, e.item_id, e.service, e.result).where(e.network == network))},
+        }
+
+
+def assert_warehouse_matches(engine: Engine, dataset: Dataset, enrich: bool = True) -> None:
+    want, got = expected(dataset, enrich), actual(engine)
+    for table in want:
+        missing = want[table].keys() - got[table].keys()
+        extra = got[table].keys() - want[table].keys()
+        wrong = [k for k in want[table].keys() & got[table].keys() if want[table][k] != got[table][k]]
+        assert not (missing or extra or wrong), (
+            f"{table}: {len(missing)} missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra "
+            f"(e.g. {sorted(extra)[:3]}), {len(wrong)} differ"
+            + (f", e.g. {wrong[0]}: want {want[table][wrong[0]]} got {got[table][wrong[0]]}" if wrong else ""))
