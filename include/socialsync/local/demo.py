@@ -64,7 +64,8 @@ def _airflow(env: dict[str, str], *args: str, quiet: bool = True) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profiles", type=int, default=DatasetSpec.profiles)
+    parser.add_argument("--profiles", type=int, default=60)
+    parser.add_argument("--latency-ms", type=float, default=5.0, help="the sandbox's answer delay")
     parser.add_argument("--workdir", type=Path, default=ROOT / ".demo")
     parser.add_argument("--verbose", action="store_true", help="show the Airflow task logs")
     args = parser.parse_args(argv)
@@ -97,7 +98,8 @@ def main(argv: list[str] | None = None) -> int:
     engine.dispose()
     print(f"2/4 tracking {tracked} Instagram profiles in {warehouse_file}", flush=True)
 
-    with SandboxServer(SandboxConfig(spec=spec, job_seconds=2.0), port=DEFAULT_PORT) as sandbox:
+    config = SandboxConfig(spec=spec, job_seconds=2.0, latency_ms=args.latency_ms)
+    with SandboxServer(config, port=DEFAULT_PORT) as sandbox:
         print(f"3/4 sandbox on {sandbox.url}; running `airflow dags test instagram_sync` ...", flush=True)
         _airflow(env, "dags", "test", "instagram_sync", quiet=not args.verbose)
         requests = dict(sandbox.counters)
