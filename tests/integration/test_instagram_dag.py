@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from tests.integration.conftest import SMALL
 from tests.integration.truth import assert_warehouse_matches
 
 NETWORK = "instagram"
+GONE = "178400000009999999"  # a well-formed id the sandbox does not know: a deleted account
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +87,7 @@ def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbo
     dataset: Dataset = sandbox_for_dags.app.state.dataset
     try:
         with engine.begin() as conn:
-            track_entities(conn, NETWORK, dataset.profile_ids(), _now())
+            track_entities(conn, NETWORK, [*dataset.profile_ids(), GONE], _now())
         result = _airflow(_env(airflow_home, sandbox_for_dags, url), "dags", "test", "instagram_sync",
                           "--conf", json.dumps({"batch_size": 2}))
         assert "sandbox-token" not in result.stdout + result.stderr  # the secret never reaches a log
@@ -98,8 +100,12 @@ def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbo
             unsynced = conn.scalar(select(func.count()).where(schema.tracked_entities.c.last_synced_at.is_(None)))
             comment_tasks = conn.scalar(select(func.count()).where(schema.sync_tasks.c.kind == "comments",
                                                                    schema.sync_tasks.c.status == "succeeded"))
-        assert statuses == {"succeeded": SMALL.profiles}
-        assert batches == 3 and unsynced == 0
+            gone = conn.execute(select(schema.sync_jobs.c.status, schema.sync_jobs.c.error_type)
+                                .where(schema.sync_jobs.c.entity_id == GONE)).one()
+        # A profile that no longer exists fails its own job, not the run.
+        assert statuses == {"succeeded": SMALL.profiles, "failed": 1}
+        assert tuple(gone) == ("failed", "NotFoundError")
+        assert batches == 4 and unsynced == 1  # 7 profiles, 2 a batch
         posts_with_comments = sum(dataset.comment_count(p, j) > 0 for p in range(SMALL.profiles)
                                   for j in range(dataset.post_count(p)))
         assert comment_tasks == posts_with_comments
@@ -131,6 +137,31 @@ def test_a_bad_conf_is_refused_before_anything_is_written(airflow_home: Path, sa
     if (tmp_path / "warehouse.db").exists():
         with create_engine(url).connect() as conn:
             assert conn.scalar(select(func.count()).select_from(schema.sync_jobs)) == 0
+
+
+def test_failing_enrichment_services_leave_jobs_partial_and_core_data_whole(
+        airflow_home: Path, tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    with SandboxServer(SandboxConfig(spec=SMALL, job_seconds=0.5, job_failure_rate=1.0)) as sandbox:
+        dataset: Dataset = sandbox.app.state.dataset
+        env = _env(airflow_home, sandbox, url)
+        with socket.socket() as s:  # the image service is down: nothing listens on this port
+            s.bind(("127.0.0.1", 0))
+            dead = s.getsockname()[1]
+        env["AIRFLOW_CONN_VISION_API"] = json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{dead}/v1",
+                                                     "extra": {"X-Api-Key": "sandbox-key"}})
+        picked = dataset.profile_ids()[:2]
+        _airflow(env, "dags", "test", "instagram_sync", "--conf", json.dumps({"entity_ids": picked}))
+        assert sandbox.counters["ml:submit"] == 1 and sandbox.counters["ml:poll"] >= 1
+    engine = warehouse_engine(url)
+    with engine.connect() as conn:
+        jobs = conn.execute(select(schema.sync_jobs.c.status, schema.sync_jobs.c.error_message)).all()
+        posts = conn.scalar(select(func.count()).select_from(schema.posts))
+        enriched = conn.scalar(select(func.count()).select_from(schema.enrichments))
+    engine.dispose()
+    assert [status for status, _ in jobs] == ["partial", "partial"]
+    assert all("lack ML results" in message and "lack image recognition" in message for _, message in jobs)
+    assert posts == sum(dataset.post_count(p) for p in range(2)) and enriched == 0
 
 
 def _now():  # type: ignore[no-untyped-def]

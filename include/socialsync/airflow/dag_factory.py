@@ -74,13 +74,14 @@ def build_sync_dag(network: NetworkSpec) -> DAG:
         def normalize(batch: int) -> dict[str, int]:
             return tasks.normalize(name, batch)
 
-        @task(task_id="submit_enrichment")
+        @task(task_id=tasks.SUBMIT_TASK_ID)
         def submit_enrichment(batch: int) -> dict[str, Any]:
             return tasks.submit_enrichment(name, batch)
 
+        # ALL_DONE: the batch's jobs get closed (and the run shows why) even when a stage failed.
         @task(task_id="load", trigger_rule=TriggerRule.ALL_DONE)
-        def load(batch: int, ml_job_id: str | None, vision_job_id: str | None) -> dict[str, int]:
-            return tasks.load(name, batch, ml_job_id, vision_job_id)
+        def load(batch: int) -> dict[str, int]:
+            return tasks.load(name, batch)
 
         batches = plan()
         posts = extract_posts.expand(batch=batches)
@@ -95,12 +96,7 @@ def build_sync_dag(network: NetworkSpec) -> DAG:
             for task_id, conn_id, pick in (("wait_ml", tasks.ML_CONN_ID, _ml_job),
                                            ("wait_vision", tasks.VISION_CONN_ID, _vision_job))
         ]
-        closed = load.expand_kwargs(submitted.map(_load_kwargs))
+        closed = load.expand(batch=batches)
         posts >> comments >> normalized >> submitted
         waits >> closed
     return dag
-
-
-def _load_kwargs(submitted: dict[str, Any]) -> dict[str, Any]:
-    return {"batch": submitted["batch"], "ml_job_id": submitted["ml_job_id"],
-            "vision_job_id": submitted["vision_job_id"]}

@@ -24,6 +24,7 @@ MAX_BATCHES = 128  # far below core.max_map_length (1024), whatever the number o
 MIN_BATCH_SIZE = 25
 MAX_ENRICH_ITEMS = 10_000  # per batch and service; the rest waits for the next run
 ML_CONN_ID, VISION_CONN_ID = "ml_api", "vision_api"
+SUBMIT_TASK_ID = "submit_enrichment"
 
 
 def _utc(value: Any) -> datetime:
@@ -158,12 +159,22 @@ def submit_enrichment(network_name: str, batch: int) -> dict[str, Any]:
     return submitted
 
 
-def load(network_name: str, batch: int, ml_job_id: str | None, vision_job_id: str | None) -> dict[str, int]:
+def _submitted_jobs() -> tuple[str | None, str | None]:
+    """The enrichment job ids ``submit_enrichment`` returned for this batch (same map index), if any."""
+    ti = get_current_context()["ti"]
+    submitted = ti.xcom_pull(task_ids=SUBMIT_TASK_ID, map_indexes=ti.map_index)
+    if not isinstance(submitted, dict):
+        return None, None
+    return submitted.get("ml_job_id"), submitted.get("vision_job_id")
+
+
+def load(network_name: str, batch: int) -> dict[str, int]:
     """Store finished enrichments, close the batch's jobs and advance their watermarks."""
     _, params, run_time, jobs = _batch_jobs(network_name, batch)
     engine = warehouse()
     problems: list[str] = []
     if params.get("enrich", True):
+        ml_job_id, vision_job_id = _submitted_jobs()
         _load_enrichment(engine, network_name, ML, ML_CONN_ID, ml_job_id)
         _load_enrichment(engine, network_name, VISION, VISION_CONN_ID, vision_job_id)
         problems = _missing_enrichments(engine, network_name, jobs)
