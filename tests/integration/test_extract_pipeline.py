@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import gc
+import json
+import socket
+import subprocess
+import sys
+import time
 import tracemalloc
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from contextlib import contextmanager
+from datetime import UTC, datetime
 
+import httpx
 import pytest
 from sqlalchemy import Engine, func, select
 
@@ -14,15 +22,16 @@ from socialsync.networks import get_network
 from socialsync.networks.base import ApiCredentials, FetchedPage, TransientError
 from socialsync.networks.instagram.client import InstagramClient
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
-from socialsync.sandbox.server import SandboxConfig, SandboxServer
+from socialsync.sandbox.server import SandboxServer
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.schema import raw_pages, sync_jobs
 from socialsync.transform.pipeline import normalize_jobs
+from tests.integration.sync_helpers import checksums, open_batch
 from tests.integration.truth import assert_warehouse_matches
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-ALL = runner.ExtractWindow(scope=frozenset({"profile", "posts", "comments"}))
+ALL = runner.ExtractWindow(scope=frozenset({"profile", "posts", "comments"}), as_of=NOW)
 INSTAGRAM = get_network("instagram")
 
 
@@ -31,9 +40,7 @@ def _clock() -> datetime:
 
 
 def _open(engine: Engine, entity_ids: list[str], run_id: str = "run") -> list[bookkeeping.JobRef]:
-    with engine.begin() as conn:
-        bookkeeping.open_jobs(conn, "instagram", run_id, entity_ids, {}, 1, NOW)
-        return bookkeeping.jobs_in_batch(conn, "instagram", run_id, 0)
+    return open_batch(engine, entity_ids, run_id, NOW)
 
 
 def _client(sandbox: SandboxServer, page_size: int = 10) -> InstagramClient:
@@ -47,12 +54,13 @@ def test_extract_and_normalize_reproduce_the_ground_truth(sandbox: SandboxServer
     client = _client(sandbox)
     runner.extract_posts(warehouse, INSTAGRAM, client, jobs, ALL, _clock)
     runner.extract_comments(warehouse, INSTAGRAM, client, jobs, ALL, _clock)
-    report = normalize_jobs(warehouse, INSTAGRAM, [j.id for j in jobs], NOW, date(2026, 10, 31))
+    report = normalize_jobs(warehouse, INSTAGRAM, [j.id for j in jobs])
     assert report.rejects == 0
     assert_warehouse_matches(warehouse, dataset, enrich=False)
+    before = checksums(warehouse)
     # Normalizing again (a cleared task) changes nothing.
-    normalize_jobs(warehouse, INSTAGRAM, [j.id for j in jobs], NOW, date(2026, 10, 31))
-    assert_warehouse_matches(warehouse, dataset, enrich=False)
+    normalize_jobs(warehouse, INSTAGRAM, [j.id for j in jobs])
+    assert checksums(warehouse) == before
 
 
 class _CrashAfter:
@@ -99,23 +107,52 @@ def test_a_retried_extract_resumes_from_its_cursor(sandbox: SandboxServer, tmp_p
     assert sandbox.counters["graph:node"] == 1  # the profile, fetched before the crash, is not again
 
 
-def _peak_extract_memory(posts: int, tmp_path, name: str) -> tuple[int, int]:
-    spec = DatasetSpec(seed=7, profiles=1, posts_median=posts, posts_max=posts, comments_median=0)
+@contextmanager
+def _sandbox_process(posts: int) -> Iterator[str]:
+    """The sandbox in its own process, so that only the extract's memory is measured here."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "socialsync.sandbox", "--port", str(port), "--seed", "7",
+                                "--profiles", "1", "--posts-median", str(posts), "--posts-max", str(posts),
+                                "--comments-median", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        for _ in range(200):
+            try:
+                httpx.get(f"{url}/_sandbox/stats", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _extract_memory(posts: int, tmp_path, name: str) -> tuple[int, int, int, int]:
+    """Posts, memory retained after the extract, its peak, and the bytes of every page it fetched."""
     engine = warehouse_engine(f"sqlite:///{tmp_path / name}")
-    with SandboxServer(SandboxConfig(spec=spec)) as server:
-        dataset: Dataset = server.app.state.dataset
+    dataset = Dataset(DatasetSpec(seed=7, profiles=1, posts_median=posts, posts_max=posts, comments_median=0))
+    with _sandbox_process(posts) as url:
         jobs = _open(engine, dataset.profile_ids())
-        client = _client(server, page_size=50)
+        client = InstagramClient(ApiCredentials(f"{url}/v21.0", "sandbox-token", {"page_size": 50}))
         tracemalloc.start()
         runner.extract_posts(engine, INSTAGRAM, client, jobs, ALL, _clock)
-        _, peak = tracemalloc.get_traced_memory()
+        gc.collect()  # count what is kept, not garbage awaiting collection
+        retained, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
-        return dataset.post_count(0), peak
+    with engine.connect() as conn:
+        fetched = sum(len(json.dumps(p)) for p in conn.scalars(select(raw_pages.c.payload)))
+    return dataset.post_count(0), retained, peak, fetched
 
 
 def test_extract_memory_does_not_grow_with_posts_per_profile(tmp_path) -> None:
-    small_posts, small_peak = _peak_extract_memory(100, tmp_path, "small.db")
-    big_posts, big_peak = _peak_extract_memory(2000, tmp_path, "big.db")
+    _extract_memory(100, tmp_path, "warm-up.db")  # imports and statement caches, paid once
+    small_posts, small_retained, small_peak, _ = _extract_memory(100, tmp_path, "small.db")
+    big_posts, big_retained, big_peak, big_fetched = _extract_memory(2000, tmp_path, "big.db")
     assert big_posts >= 10 * small_posts
-    # The sandbox server shares the process, so allow noise, but not growth with the post count.
-    assert big_peak < small_peak * 2.5, (small_peak, big_peak)
+    # Twenty times the posts: nothing is kept, and the peak (a page or two plus garbage awaiting the
+    # collector) stays far from the tenfold and more that holding the pages would take.
+    assert big_retained < small_retained + 131_072, (small_retained, big_retained)
+    assert big_peak < small_peak * 5, (small_peak, big_peak, big_fetched)

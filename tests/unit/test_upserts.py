@@ -13,7 +13,7 @@ NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 def _row(post_id: str, likes: int) -> dict:
     return {"network": "instagram", "post_id": post_id, "profile_id": "1", "kind": "image", "caption": "c",
-            "created_at": NOW, "like_count": likes, "deleted": False, "raw_page_id": 1, "synced_at": NOW}
+            "created_at": NOW, "like_count": likes, "deleted": False, "synced_at": NOW}
 
 
 def _table(engine) -> list[tuple]:

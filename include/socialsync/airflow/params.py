@@ -38,6 +38,9 @@ def sync_params() -> dict[str, Param]:
                                 description="ISO 8601 time; posts older than this end paging."),
         "full_refresh": Param(False, type="boolean", title="Full refresh",
                               description="Ignore every bound and fetch all posts and comments."),
+        "lookback_days": Param(3, type="integer", minimum=0, maximum=365, title="Lookback (days)",
+                               description="Recent posts whose counts and comments are refreshed every run; "
+                                           "paging stops at the first known post older than this."),
         "enrich": Param(True, type="boolean", title="Enrich",
                         description="Submit ML and image-recognition jobs for items that lack them."),
         "batch_size": Param(None, type=["null", "integer"], minimum=1, maximum=10_000, title="Batch size",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import get_current_context
@@ -43,10 +43,12 @@ def _scope(network_name: str, params: dict[str, Any]) -> frozenset[str]:
     return SCOPE_PARTS[params["scope"]] & get_network(network_name).scopes
 
 
-def _window(network_name: str, params: dict[str, Any]) -> runner.ExtractWindow:
+def _window(network_name: str, params: dict[str, Any], run_time: datetime) -> runner.ExtractWindow:
     since = params.get("last_synced_at")
     return runner.ExtractWindow(
         scope=_scope(network_name, params),
+        as_of=run_time,
+        lookback=timedelta(days=int(params.get("lookback_days", 3))),
         since_id=params.get("since_id"),
         until_id=params.get("until_id"),
         last_synced_at=datetime.fromisoformat(since.replace("Z", "+00:00")) if since else None,
@@ -62,7 +64,7 @@ def plan(network_name: str) -> list[int]:
     """Pick the profiles, open their jobs, cut batches; returns the batch numbers to map over."""
     network = get_network(network_name)
     run_id, params, run_time = _run()
-    window = _window(network_name, params)  # a malformed bound fails here, before anything is written
+    window = _window(network_name, params, run_time)  # a malformed bound fails here, before any write
     requested = SCOPE_PARTS[params["scope"]]
     engine = warehouse()
     with engine.begin() as conn:
@@ -78,8 +80,13 @@ def plan(network_name: str) -> list[int]:
             batches = bookkeeping.batch_count(len(entity_ids), MAX_BATCHES, int(params["batch_size"]))
         else:
             batches = bookkeeping.batch_count(len(entity_ids), MAX_BATCHES, MIN_BATCH_SIZE)
-        cursor = {k: params.get(k) for k in ("since_id", "until_id", "last_synced_at") if params.get(k)}
-        job_ids = bookkeeping.open_jobs(conn, network.name, run_id, entity_ids, cursor, batches, _now())
+        cursor: dict[str, Any] = {k: params[k] for k in ("since_id", "until_id", "last_synced_at") if params.get(k)}
+        cursor["as_of"] = run_time.isoformat()
+        now = _now()
+        job_ids = bookkeeping.open_jobs(conn, network.name, run_id, entity_ids, cursor, batches, now)
+        busy = bookkeeping.acquire_leases(conn, network.name, run_id, job_ids, entity_ids, now)
+        for entity_id, reason in busy.items():
+            log.warning("skipping %s: %s", entity_id, reason)
         for part in sorted(requested - network.scopes):
             for job_id, entity_id in zip(job_ids, entity_ids, strict=True):
                 bookkeeping.record_skipped_task(conn, job_id, part, entity_id,
@@ -98,10 +105,11 @@ def _batch_jobs(network_name: str, batch: int) -> tuple[str, dict[str, Any], dat
 
 def extract_posts(network_name: str, batch: int) -> dict[str, int]:
     network = get_network(network_name)
-    _, params, _, jobs = _batch_jobs(network_name, batch)
+    _, params, run_time, jobs = _batch_jobs(network_name, batch)
     client = network.connect(api_credentials(network.api_conn_id))
     try:
-        report = runner.extract_posts(warehouse(), network, client, jobs, _window(network_name, params), _now)
+        report = runner.extract_posts(warehouse(), network, client, jobs, _window(network_name, params, run_time),
+                                      _now)
     finally:
         client.close()
     return report.as_xcom()
@@ -109,11 +117,11 @@ def extract_posts(network_name: str, batch: int) -> dict[str, int]:
 
 def extract_comments(network_name: str, batch: int) -> dict[str, int]:
     network = get_network(network_name)
-    _, params, _, jobs = _batch_jobs(network_name, batch)
+    _, params, run_time, jobs = _batch_jobs(network_name, batch)
     client = network.connect(api_credentials(network.api_conn_id))
     try:
-        report = runner.extract_comments(warehouse(), network, client, jobs, _window(network_name, params),
-                                         _now)
+        report = runner.extract_comments(warehouse(), network, client, jobs,
+                                         _window(network_name, params, run_time), _now)
     finally:
         client.close()
     return report.as_xcom()
@@ -121,18 +129,13 @@ def extract_comments(network_name: str, batch: int) -> dict[str, int]:
 
 def normalize(network_name: str, batch: int) -> dict[str, int]:
     network = get_network(network_name)
-    _, _, run_time, jobs = _batch_jobs(network_name, batch)
+    _, _, _, jobs = _batch_jobs(network_name, batch)
     engine = warehouse()
     live = [job for job in jobs if job.status not in ("failed", "skipped")]
-    report = normalize_jobs(engine, network, [job.id for job in live], run_time, _captured_on(run_time))
+    report = normalize_jobs(engine, network, [job.id for job in live])
     with engine.begin() as conn:
         bookkeeping.mark_normalized(conn, live, _now())
     return report.as_xcom()
-
-
-def _captured_on(run_time: datetime) -> date:
-    # A daily run's interval ends at midnight: its snapshot belongs to the day the interval covers.
-    return (run_time - timedelta(microseconds=1)).date()
 
 
 def submit_enrichment(network_name: str, batch: int) -> dict[str, Any]:
@@ -181,6 +184,7 @@ def load(network_name: str, batch: int) -> dict[str, int]:
     with engine.begin() as conn:
         summary = bookkeeping.close_jobs(conn, network_name, jobs, problems, run_time, _now())
         stuck = bookkeeping.failed_unexpectedly(conn, [job.id for job in jobs])
+        bookkeeping.release_leases(conn, network_name, [job.id for job in jobs])
     log.info("batch %s closed: %s", batch, summary)
     if stuck:
         # Closed in the audit trail; the task fails so that the run shows red and can be cleared.

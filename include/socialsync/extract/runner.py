@@ -1,21 +1,34 @@
-"""Extract loops: profile and post pages, then each post's comment pages, checkpointed per page.
+"""Extract loops: profile and post pages, then the comment pages of posts that need them.
 
 Every page is written to ``raw_pages`` in the same transaction as the cursor that follows it, so
 a crash re-fetches at most one page and a retried task continues where the last one stopped.
+Incremental runs stop paging at the first already-known post older than the lookback window and
+fetch a post's comments only when it is new, its comment count moved, or it is recent.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
 
-from socialsync.networks.base import ApiError, AuthError, NetworkClient, NetworkSpec, PostStub
+from socialsync.networks.base import (
+    ApiError,
+    AuthError,
+    CursorExpiredError,
+    FetchedPage,
+    NetworkClient,
+    NetworkSpec,
+    PostStub,
+    ThrottledError,
+)
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage.raw import last_cursor, raw_page_ids, read_raw_pages, write_raw_page
+from socialsync.storage.state import comment_watermarks, known_posts, set_comment_watermark
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -23,13 +36,19 @@ Clock = Callable[[], datetime]
 
 @dataclass(frozen=True)
 class ExtractWindow:
-    """What a run asks for: its scope and the bounds that stop paging early."""
+    """What a run asks for: its scope, the time it stands for, and what bounds its paging."""
 
     scope: frozenset[str]
-    since_id: str | None = None  # stop at this post (exclusive): only newer ones are wanted
-    until_id: str | None = None  # skip posts newer than this one (inclusive bound)
-    last_synced_at: datetime | None = None  # stop at the first post older than this
+    as_of: datetime  # the run's time (its data interval's end); never the wall clock
+    lookback: timedelta = timedelta(days=3)
+    since_id: str | None = None  # stop at this post: only newer ones are wanted
+    until_id: str | None = None  # recorded on the job; Graph pages by cursor, not by id
+    last_synced_at: datetime | None = None  # conf override: stop at the first post older than this
     full_refresh: bool = False
+
+    @property
+    def recent_since(self) -> datetime:
+        return self.as_of - self.lookback
 
 
 @dataclass
@@ -40,21 +59,28 @@ class ExtractReport:
     pages: int = 0
     items: int = 0
     failed_jobs: int = 0
+    comment_posts: int = 0
+    comment_posts_skipped: int = 0
+    quota_stopped: bool = False
     retry_later: list[str] = field(default_factory=list)
 
     def as_xcom(self) -> dict[str, int]:
-        return {"jobs": self.jobs, "pages": self.pages, "items": self.items, "failed_jobs": self.failed_jobs}
+        return {"jobs": self.jobs, "pages": self.pages, "items": self.items, "failed_jobs": self.failed_jobs,
+                "comment_posts": self.comment_posts, "comment_posts_skipped": self.comment_posts_skipped,
+                "quota_stopped": int(self.quota_stopped)}
 
 
 class RetryLater(RuntimeError):
     """Some work hit transient errors after all in-task retries; the task should be retried."""
 
 
+# --- posts ---------------------------------------------------------------------------------------
+
 def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
                   jobs: Sequence[bookkeeping.JobRef], window: ExtractWindow, clock: Clock) -> ExtractReport:
     """The profile and every wanted post page of each job's entity, page by page into raw."""
     report = ExtractReport()
-    for job in jobs:
+    for index, job in enumerate(jobs):
         if job.status in bookkeeping.FINISHED:
             continue
         report.jobs += 1
@@ -67,11 +93,27 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
                 _posts(engine, network, client, job, window, report, clock)
         except AuthError:
             raise  # the connection is wrong: every job would fail the same way
+        except ThrottledError as exc:
+            _quota_stop(engine, jobs[index:], exc, report, clock)
+            break
         except ApiError as exc:
             _job_failed(engine, job, exc, report, clock)
     if report.retry_later:
         raise RetryLater(f"{len(report.retry_later)} job(s) hit transient errors: {report.retry_later[:5]}")
     return report
+
+
+def _quota_stop(engine: Engine, jobs: Sequence[bookkeeping.JobRef], exc: ApiError, report: ExtractReport,
+                clock: Clock) -> None:
+    """The quota is spent: close this job and the batch's unstarted ones ``partial``, cursors kept."""
+    log.warning("API quota exhausted, stopping the batch with %s job(s) left partial: %s", len(jobs), exc)
+    report.quota_stopped = True
+    with engine.begin() as conn:
+        for job in jobs:
+            if job.status in bookkeeping.FINISHED:
+                continue
+            bookkeeping.set_job_status(conn, job.id, "partial", error_type="QuotaExhausted",
+                                       error_message=str(exc)[:2000], finished_at=clock())
 
 
 def _job_failed(engine: Engine, job: bookkeeping.JobRef, exc: ApiError, report: ExtractReport,
@@ -105,89 +147,155 @@ def _profile(engine: Engine, network: NetworkSpec, client: NetworkClient, job: b
 
 def _posts(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
            window: ExtractWindow, report: ExtractReport, clock: Clock) -> None:
+    """At most two passes: finish the pass a previous job left (``resume_after``), then from the top."""
     with engine.begin() as conn:
         task_id, before = bookkeeping.begin_task(conn, job.id, "posts", job.entity_id)
         cursor = bookkeeping.job_cursor(conn, job.id)
     if before == "succeeded":
         return
-    start = cursor.get("posts_after")
+    if cursor.get("resume_after"):
+        try:
+            _pass(engine, network, client, job, window, cursor, "resume_after", report, clock,
+                  full=bool(cursor.get("resume_full_pass")))
+        except CursorExpiredError:
+            log.warning("entity %s: the cursor left by job %s expired; a full pass replaces it",
+                        job.entity_id, job.id)
+            cursor["full_pass"] = True
+        cursor.pop("resume_after", None)
+        _save_cursor(engine, job.id, cursor)
+    if not cursor.get("top_done"):
+        try:
+            _pass(engine, network, client, job, window, cursor, "posts_after", report, clock,
+                  full=bool(cursor.get("full_pass")))
+        except CursorExpiredError:
+            log.warning("entity %s: cursor expired mid-pass, starting again from the top", job.entity_id)
+            cursor.update(posts_after=None, from_top=False)
+            _pass(engine, network, client, job, window, cursor, "posts_after", report, clock, full=True)
+    with engine.begin() as conn:
+        bookkeeping.finish_task(conn, task_id, "succeeded", clock())
+
+
+def _save_cursor(engine: Engine, job_id: int, cursor: dict[str, Any]) -> None:
+    with engine.begin() as conn:
+        bookkeeping.set_job_cursor(conn, job_id, cursor)
+
+
+def _pass(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
+          window: ExtractWindow, cursor: dict[str, Any], key: str, report: ExtractReport, clock: Clock,
+          full: bool) -> None:
+    start = cursor.get(key)
+    if key == "posts_after" and start is None:
+        cursor["from_top"] = True
     pages = 0
     for page in client.post_pages(job.entity_id, start):
-        stop = _stop_paging(network.post_stubs(page.payload), window)
-        cursor["posts_after"] = None if stop else page.next_cursor
+        stop = _stop_paging(engine, network, network.post_stubs(page.payload), window, full)
+        cursor[key] = None if stop else page.next_cursor
+        finished = stop or page.next_cursor is None
+        if key == "posts_after" and finished:
+            cursor["top_done"] = True
+            # Only an unbounded walk from the first page to the last proves which posts are gone.
+            cursor["posts_complete"] = bool(cursor.get("from_top")) and not stop
         with engine.begin() as conn:  # the page and the cursor after it land together
             write_raw_page(conn, network.name, job.id, page, clock())
             bookkeeping.set_job_cursor(conn, job.id, cursor)
         pages += 1
         report.pages += 1
         report.items += page.item_count
-        log.info("entity %s: posts page %s with %s items (job %s)", job.entity_id, pages, page.item_count,
-                 job.id)
+        log.info("entity %s: posts page %s (%s) with %s items (job %s)", job.entity_id, pages, key,
+                 page.item_count, job.id)
         if stop:
-            log.info("entity %s: stopping at the requested bound after %s pages", job.entity_id, pages)
-            break
-    with engine.begin() as conn:
-        bookkeeping.finish_task(conn, task_id, "succeeded", clock())
+            log.info("entity %s: reached known posts older than the window after %s page(s)",
+                     job.entity_id, pages)
+            return
 
 
-def _stop_paging(stubs: Sequence[PostStub], window: ExtractWindow) -> bool:
-    if window.full_refresh:
+def _stop_paging(engine: Engine, network: NetworkSpec, stubs: Sequence[PostStub], window: ExtractWindow,
+                 full: bool) -> bool:
+    if window.full_refresh or full:
         return False
-    for stub in stubs:
-        if window.since_id is not None and stub.post_id == window.since_id:
-            return True
-        if (window.last_synced_at is not None and stub.created_at is not None
-                and stub.created_at < window.last_synced_at):
-            return True
-    return False
+    if window.since_id is not None and any(s.post_id == window.since_id for s in stubs):
+        return True
+    if window.last_synced_at is not None:  # an explicit bound from conf overrides the watermark
+        return any(s.created_at is not None and s.created_at < window.last_synced_at for s in stubs)
+    old = [s.post_id for s in stubs if s.created_at is not None and s.created_at < window.recent_since]
+    if not old:
+        return False
+    with engine.connect() as conn:
+        return bool(known_posts(conn, network.name, old))
 
+
+# --- comments ------------------------------------------------------------------------------------
 
 def extract_comments(engine: Engine, network: NetworkSpec, client: NetworkClient,
                      jobs: Sequence[bookkeeping.JobRef], window: ExtractWindow, clock: Clock) -> ExtractReport:
-    """Every comment page of each post the jobs fetched that has comments, one post at a time."""
+    """The comments of each post listed by the jobs that needs them, one post at a time."""
     report = ExtractReport()
     if "comments" not in window.scope:
         return report
-    for job in jobs:
+    for index, job in enumerate(jobs):
         if job.status in ("failed", "succeeded", "skipped"):
             continue
-        with engine.connect() as conn:
-            page_ids = raw_page_ids(conn, [job.id], kinds=["posts"])
         report.jobs += 1
         try:
-            for page in read_raw_pages(engine, page_ids, chunk=1):
-                for stub in network.post_stubs(page.payload):
-                    if stub.comments_count == 0:
-                        continue
-                    _comments_of_post(engine, network, client, job, stub.post_id, report, clock)
+            for stub in _listed_posts(engine, network, job):
+                _comments_if_needed(engine, network, client, job, stub, window, report, clock)
         except AuthError:
             raise
+        except ThrottledError as exc:
+            _quota_stop(engine, jobs[index:], exc, report, clock)
+            break
     if report.retry_later:
         raise RetryLater(f"comments of {len(report.retry_later)} post(s) hit transient errors: "
                          f"{report.retry_later[:5]}")
     return report
 
 
+def _listed_posts(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef) -> Iterator[PostStub]:
+    """The posts this job's pages listed, each once (a post repeated across pages keeps its last)."""
+    with engine.connect() as conn:
+        page_ids = raw_page_ids(conn, [job.id], kinds=["posts"])
+    seen: set[str] = set()
+    for page in read_raw_pages(engine, page_ids, chunk=1):
+        for stub in network.post_stubs(page.payload):
+            if stub.post_id not in seen:
+                seen.add(stub.post_id)
+                yield stub
+
+
+def _comments_if_needed(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
+                        stub: PostStub, window: ExtractWindow, report: ExtractReport, clock: Clock) -> None:
+    with engine.connect() as conn:
+        synced = comment_watermarks(conn, network.name, [stub.post_id]).get(stub.post_id)
+    recent = stub.created_at is not None and stub.created_at >= window.recent_since
+    if not stub.comments_count and not synced:
+        return  # never had comments: nothing to fetch, nothing to record
+    if not (window.full_refresh or synced is None or synced != stub.comments_count or recent):
+        with engine.begin() as conn:
+            bookkeeping.record_skipped_task(conn, job.id, "comments", stub.post_id,
+                                            f"up to date: {stub.comments_count} comment(s) as last synced")
+        report.comment_posts_skipped += 1
+        return
+    report.comment_posts += 1
+    _comments_of_post(engine, network, client, job, stub, report, clock)
+
+
 def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                      post_id: str, report: ExtractReport, clock: Clock) -> None:
+                      stub: PostStub, report: ExtractReport, clock: Clock) -> None:
+    post_id = stub.post_id
     with engine.begin() as conn:
         task_id, before = bookkeeping.begin_task(conn, job.id, "comments", post_id)
         started, cursor = last_cursor(conn, job.id, "comments", post_id)
     if before in ("succeeded", "skipped"):
         return
-    if started and cursor is None:  # the last page landed but the task was not closed
-        with engine.begin() as conn:
-            bookkeeping.finish_task(conn, task_id, "succeeded", clock())
-        return
     try:
-        for page in client.comment_pages(post_id, cursor):
-            with engine.begin() as conn:  # the raw page is the checkpoint: it holds the next cursor
-                write_raw_page(conn, network.name, job.id, page, clock())
-            report.pages += 1
-            report.items += page.item_count
+        if not (started and cursor is None):  # else the last page landed but the task was not closed
+            _comment_pages(engine, network, client, job, post_id, cursor, report, clock)
         with engine.begin() as conn:
             bookkeeping.finish_task(conn, task_id, "succeeded", clock())
-    except AuthError:
+            set_comment_watermark(conn, network.name, post_id, stub.comments_count, clock())
+    except (AuthError, ThrottledError):
+        with engine.begin() as conn:
+            bookkeeping.finish_task(conn, task_id, "failed", None, error="stopped: quota or credentials")
         raise
     except ApiError as exc:
         log.warning("post %s: comments failed: %s", post_id, exc)
@@ -195,3 +303,19 @@ def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClien
             bookkeeping.finish_task(conn, task_id, "failed", None, error=str(exc)[:2000])
         if exc.retryable:
             report.retry_later.append(post_id)
+
+
+def _comment_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
+                   post_id: str, cursor: str | None, report: ExtractReport, clock: Clock) -> None:
+    try:
+        pages: Iterator[FetchedPage] = client.comment_pages(post_id, cursor)
+        for page in pages:
+            with engine.begin() as conn:  # the raw page is the checkpoint: it holds the next cursor
+                write_raw_page(conn, network.name, job.id, page, clock())
+            report.pages += 1
+            report.items += page.item_count
+    except CursorExpiredError:
+        if cursor is None:
+            raise
+        log.warning("post %s: comment cursor expired, fetching its comments again from the top", post_id)
+        _comment_pages(engine, network, client, job, post_id, None, report, clock)

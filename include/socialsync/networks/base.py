@@ -114,5 +114,13 @@ class ThrottledError(ApiError):
     """The API asked us to slow down; wait ``retry_after`` seconds before the next call."""
 
 
+class QuotaExhaustedError(ThrottledError):
+    """The API quota is used up for longer than a task should wait: stop, keep the cursor, resume later."""
+
+
+class CursorExpiredError(ApiError):
+    """A saved cursor is no longer accepted: paging must start again from the first page."""
+
+
 class TransientError(ApiError):
     """5xx, timeouts, dropped connections, truncated bodies: worth another try."""

@@ -102,10 +102,16 @@ def graph_time(value: datetime) -> str:
 
 
 class Dataset:
-    """The ground truth the sandbox serves, addressable by index or by id."""
+    """The ground truth the sandbox serves, addressable by index or by id.
 
-    def __init__(self, spec: DatasetSpec | None = None) -> None:
+    ``epoch`` is the dataset's day: each epoch after 0 adds posts and comments, deletes a few,
+    and moves counts, all derived from the seed, so runs before and after a mutation can be
+    checked against exact truths.
+    """
+
+    def __init__(self, spec: DatasetSpec | None = None, epoch: int = 0) -> None:
         self.spec = spec or DatasetSpec()
+        self.epoch = epoch
 
     def _rng(self, *key: object) -> random.Random:
         return random.Random("/".join(map(str, (self.spec.seed, *key))))
@@ -136,7 +142,7 @@ class Dataset:
     def parse_post_id(self, node_id: str) -> tuple[int, int] | None:
         if len(node_id) == 4 + _P + _J and node_id.startswith(_POST) and node_id.isdigit():
             p, j = int(node_id[4 : 4 + _P]), int(node_id[4 + _P :])
-            if p < self.spec.profiles and j < self.post_count(p):
+            if p < self.spec.profiles and j < self.post_count(p) and j not in self.deleted_posts(p):
                 return p, j
         return None
 
@@ -144,8 +150,45 @@ class Dataset:
         return [self.profile_id(p) for p in range(self.spec.profiles)]
 
     # --- profiles -------------------------------------------------------------------------------
-    @lru_cache(maxsize=4096)  # noqa: B019 - the dataset lives as long as the server; bounded cache
     def post_count(self, p: int) -> int:
+        """Posts ever created up to this epoch (deleted ones included: indexes never move)."""
+        return self._post_count(p, self.epoch)
+
+    @lru_cache(maxsize=65536)  # noqa: B019 - the dataset lives as long as the server; bounded cache
+    def _post_count(self, p: int, epoch: int) -> int:
+        return self.base_post_count(p) + sum(self._new_posts(p, e) for e in range(1, epoch + 1))
+
+    def _new_posts(self, p: int, e: int) -> int:
+        rng = self._rng("newposts", p, e)
+        return 0 if rng.random() < 0.4 else rng.randint(1, 3)
+
+    def _post_origin(self, p: int, j: int) -> tuple[int, int]:
+        """The epoch post ``j`` appeared in, and its rank among that epoch's new posts."""
+        first = self.base_post_count(p)
+        if j < first:
+            return 0, j
+        for e in range(1, self.epoch + 1):
+            new = self._new_posts(p, e)
+            if j < first + new:
+                return e, j - first
+            first += new
+        raise IndexError(f"post {j} of profile {p} does not exist at epoch {self.epoch}")
+
+    def deleted_posts(self, p: int) -> frozenset[int]:
+        return self._deleted_posts(p, self.epoch)
+
+    @lru_cache(maxsize=65536)  # noqa: B019
+    def _deleted_posts(self, p: int, epoch: int) -> frozenset[int]:
+        gone: set[int] = set()
+        base = self.base_post_count(p)
+        for e in range(1, epoch + 1):
+            rng = self._rng("delpost", p, e)
+            if base > 4 and rng.random() < 0.25:
+                gone.add(rng.randrange(base - 2))  # an older post, never the newest ones
+        return frozenset(gone)
+
+    @lru_cache(maxsize=65536)  # noqa: B019
+    def base_post_count(self, p: int) -> int:
         rng = self._rng("posts", p)
         if p % 11 == 5:  # some profiles have never posted: the empty edge must work
             return 0
@@ -162,9 +205,9 @@ class Dataset:
             username=username,
             name=username.replace("_", " ").title(),
             biography=bio,
-            followers_count=int(500 * rng.lognormvariate(0.0, 2.0)),
+            followers_count=int(500 * rng.lognormvariate(0.0, 2.0)) + 7 * self.epoch * (p % 5),
             follows_count=rng.randint(0, 3000),
-            media_count=self.post_count(p),
+            media_count=self.post_count(p) - len(self.deleted_posts(p)),
             profile_picture_url=f"https://cdn.sandbox.invalid/avatars/{self.profile_id(p)}.jpg",
             website=f"https://{username.replace('_', '')}.example" if rng.random() < 0.6 else None,
         )
@@ -202,22 +245,30 @@ class Dataset:
             thumbnail_url=thumb,
             permalink=f"https://www.instagram.com/p/{_shortcode(pid)}/",
             timestamp=self.post_time(p, j),
-            like_count=int(40 * rng.lognormvariate(0.0, 1.5)),
+            like_count=int(40 * rng.lognormvariate(0.0, 1.5)) + sum(
+                self._rng("likes", p, j, e).randint(0, 5) for e in range(1, self.epoch + 1)),
             comments_count=self.comment_count(p, j),
             children=children,
         )
 
     def post_time(self, p: int, j: int) -> datetime:
+        epoch, rank = self._post_origin(p, j)
+        if epoch:  # posted during day ``epoch`` after the reference time
+            return REFERENCE_NOW + timedelta(days=epoch - 1, hours=3 * (rank + 1))
         rng = self._rng("gap", p)
         gap_hours = rng.uniform(6.0, 96.0)
-        start = REFERENCE_NOW - timedelta(hours=gap_hours * (self.post_count(p) + 1))
+        start = REFERENCE_NOW - timedelta(hours=gap_hours * (self.base_post_count(p) + 1))
         jitter = self._rng("jitter", p, j).uniform(0.0, gap_hours * 0.4)
         return (start + timedelta(hours=gap_hours * j + jitter)).replace(microsecond=0)
 
     def posts_newest_first(self, p: int, before: int | None = None) -> Iterator[int]:
-        """Post indexes, newest first, strictly older than index ``before`` when given."""
+        """Visible post indexes, newest first, strictly older than index ``before`` when given."""
         top = self.post_count(p) if before is None else min(before, self.post_count(p))
-        return iter(range(top - 1, -1, -1))
+        gone = self.deleted_posts(p)
+        return (j for j in range(top - 1, -1, -1) if j not in gone)
+
+    def visible_posts(self, p: int) -> list[int]:
+        return list(self.posts_newest_first(p))
 
     def _child(self, p: int, j: int, c: int) -> MediaTruth:
         cid = self.child_id(p, j, c)
@@ -234,33 +285,68 @@ class Dataset:
 
     # --- comments -------------------------------------------------------------------------------
     def comment_count(self, p: int, j: int) -> int:
+        """Visible comments of post ``j`` (what Graph reports as ``comments_count``)."""
+        return self.comment_total(p, j) - len(self.deleted_comments(p, j))
+
+    def comment_total(self, p: int, j: int) -> int:
+        """Comments ever written on post ``j`` up to this epoch (indexes never move)."""
+        return self._comment_total(p, j, self.epoch)
+
+    @lru_cache(maxsize=65536)  # noqa: B019
+    def _comment_total(self, p: int, j: int, epoch: int) -> int:
+        born = self._post_origin(p, j)[0]
+        return self._base_comments(p, j) + sum(self._new_comments(p, j, e) for e in range(born + 1, epoch + 1))
+
+    def _base_comments(self, p: int, j: int) -> int:
         rng = self._rng("ncomments", p, j)
         if rng.random() < 0.15:
             return 0
         count = int(self.spec.comments_median * rng.lognormvariate(0.0, 1.2))
         return min(self.spec.comments_max, count)
 
+    def _new_comments(self, p: int, j: int, e: int) -> int:
+        rng = self._rng("newcomments", p, j, e)
+        return rng.randint(1, 4) if rng.random() < 0.08 else 0
+
+    def deleted_comments(self, p: int, j: int) -> frozenset[int]:
+        return self._deleted_comments(p, j, self.epoch)
+
+    @lru_cache(maxsize=65536)  # noqa: B019
+    def _deleted_comments(self, p: int, j: int, epoch: int) -> frozenset[int]:
+        gone: set[int] = set()
+        for e in range(1, epoch + 1):
+            rng = self._rng("delcomment", p, j, e)
+            total = self._comment_total(p, j, e - 1)
+            if total and rng.random() < 0.03:
+                gone.add(rng.randrange(total))
+        return frozenset(gone)
+
     def comment(self, p: int, j: int, k: int) -> CommentTruth:
         """Comment ``k`` of post ``j``; ``k`` grows with time."""
         rng = self._rng("comment", p, j, k)
         posted = self.post_time(p, j)
-        span = max(60.0, (REFERENCE_NOW - posted).total_seconds() * 0.9)
-        step = span / (self.comment_count(p, j) + 1)
+        base = self._base_comments(p, j)
+        if k < base and posted < REFERENCE_NOW:
+            span = max(60.0, (REFERENCE_NOW - posted).total_seconds() * 0.9)
+            written = posted + timedelta(seconds=span / (base + 1) * (k + 1))
+        else:  # written after the reference time: minutes apart, after the post
+            written = max(posted, REFERENCE_NOW) + timedelta(minutes=7 * (k + 1))
         author = rng.randint(0, 50_000)
         return CommentTruth(
             id=self.comment_id(p, j, k),
             post_id=self.post_id(p, j),
             text=self._text(rng, 1, 18, mention_chance=0.2),
-            timestamp=(posted + timedelta(seconds=step * (k + 1))).replace(microsecond=0),
+            timestamp=written.replace(microsecond=0),
             username=f"fan_{author}",
             author_id=f"{_AUTHOR}{author:0{_P + _J}d}",
             like_count=int(rng.expovariate(0.5)),
         )
 
     def comments_newest_first(self, p: int, j: int, before: int | None = None) -> Iterator[int]:
-        count = self.comment_count(p, j)
-        top = count if before is None else min(before, count)
-        return iter(range(top - 1, -1, -1))
+        total = self.comment_total(p, j)
+        top = total if before is None else min(before, total)
+        gone = self.deleted_comments(p, j)
+        return (k for k in range(top - 1, -1, -1) if k not in gone)
 
     # --- texts ----------------------------------------------------------------------------------
     def _text(self, rng: random.Random, low: int, high: int, mention_chance: float) -> str:
@@ -274,7 +360,7 @@ class Dataset:
     def totals(self) -> dict[str, int]:
         posts = media = comments = 0
         for p in range(self.spec.profiles):
-            for j in range(self.post_count(p)):
+            for j in self.posts_newest_first(p):
                 post = self.post(p, j)
                 posts += 1
                 media += len(post.media)

@@ -17,6 +17,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount, Route
 
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
+from socialsync.sandbox.faults import FAULT_KINDS, FaultPlan
 from socialsync.sandbox.graph_api import GraphApi, UsageMeter
 from socialsync.sandbox.jobs_api import JobService
 
@@ -34,28 +35,45 @@ class SandboxConfig:
     job_seconds: float = 2.0
     job_failure_rate: float = 0.0
     calls_per_hour: int = 1_000_000
+    faults: FaultPlan = field(default_factory=FaultPlan)
+    epoch: int = 0
 
 
 def build_app(config: SandboxConfig) -> Starlette:
     counters: Counter[str] = Counter()
-    dataset = Dataset(config.spec)
+    dataset = Dataset(config.spec, epoch=config.epoch)
     latency = config.latency_ms / 1000
-    graph = GraphApi(dataset, config.access_token, UsageMeter(config.calls_per_hour), counters, latency)
+    graph = GraphApi(dataset, config.access_token, UsageMeter(config.calls_per_hour), counters, latency,
+                     config.faults)
     services = {kind: JobService(kind, config.api_key, config.job_seconds, config.job_failure_rate,
                                  counters, seed=config.spec.seed, latency_s=latency)
                 for kind in ("ml", "vision")}
 
     async def stats(_: Request) -> JSONResponse:
-        return JSONResponse({"requests": dict(counters), "totals": dataset.totals()})
+        return JSONResponse({"requests": dict(counters), "epoch": dataset.epoch, "totals": dataset.totals()})
+
+    async def control(request: Request) -> JSONResponse:
+        """Test and demo controls: the dataset's day, the quota, the fault rate."""
+        body = await request.json()
+        if "epoch" in body:
+            dataset.epoch = int(body["epoch"])
+        if "calls_per_hour" in body:
+            graph.usage.reset(int(body["calls_per_hour"]))
+        if "fault_rate" in body:
+            graph.faults.rate = float(body["fault_rate"])
+        return JSONResponse({"epoch": dataset.epoch, "calls_per_hour": graph.usage.calls_per_hour,
+                             "fault_rate": graph.faults.rate})
 
     app = Starlette(routes=[
         Route("/_sandbox/stats", stats),
+        Route("/_sandbox/control", control, methods=["POST"]),
         Mount("/ml/v1", routes=services["ml"].routes()),
         Mount("/vision/v1", routes=services["vision"].routes()),
         Route("/{path:path}", graph.handle, methods=["GET"]),
     ])
     app.state.counters = counters
     app.state.dataset = dataset
+    app.state.graph = graph
     return app
 
 
@@ -103,15 +121,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=DatasetSpec.seed)
     parser.add_argument("--profiles", type=int, default=DatasetSpec.profiles)
     parser.add_argument("--posts-median", type=int, default=DatasetSpec.posts_median)
+    parser.add_argument("--posts-max", type=int, default=DatasetSpec.posts_max)
     parser.add_argument("--comments-median", type=int, default=DatasetSpec.comments_median)
     parser.add_argument("--latency-ms", type=float, default=0.0)
     parser.add_argument("--job-seconds", type=float, default=2.0)
     parser.add_argument("--job-failure-rate", type=float, default=0.0)
+    parser.add_argument("--fault-rate", type=float, default=0.0, help=f"share of requests failed with {FAULT_KINDS}")
+    parser.add_argument("--calls-per-hour", type=int, default=1_000_000, help="the app's Graph quota")
     args = parser.parse_args(argv)
     spec = DatasetSpec(seed=args.seed, profiles=args.profiles, posts_median=args.posts_median,
-                       comments_median=args.comments_median)
+                       posts_max=args.posts_max, comments_median=args.comments_median)
     config = SandboxConfig(spec=spec, latency_ms=args.latency_ms, job_seconds=args.job_seconds,
-                           job_failure_rate=args.job_failure_rate)
+                           job_failure_rate=args.job_failure_rate, calls_per_hour=args.calls_per_hour,
+                           faults=FaultPlan(rate=args.fault_rate, seed=args.seed))
     print(f"socialsync sandbox on http://127.0.0.1:{args.port} ({spec.profiles} profiles)", flush=True)
     uvicorn.run(build_app(config), host="127.0.0.1", port=args.port, log_level="warning")
 

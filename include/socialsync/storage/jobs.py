@@ -5,15 +5,18 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from socialsync.storage.raw import rejects_per_job
-from socialsync.storage.schema import sync_batches, sync_jobs, sync_tasks, tracked_entities
+from socialsync.storage.schema import entity_leases, sync_batches, sync_jobs, sync_tasks, tracked_entities
 
 FINISHED = ("succeeded", "failed", "partial", "skipped")
+RESUMABLE = ("failed", "partial")
+CURSOR_KEYS = ("posts_after", "resume_after")  # where an unfinished posts pass stopped
+LEASE_TTL = timedelta(hours=23)  # a lease older than this belongs to a run that died
 
 
 @dataclass(frozen=True)
@@ -70,8 +73,9 @@ def open_jobs(
 ) -> list[int]:
     """Open one pending job per entity for ``run_id`` and deal them round-robin into ``batches``.
 
-    Running plan again for the same run (a cleared run) opens fresh jobs that point at the ones
-    they replace through ``previous_job_id``; unfinished replaced jobs are closed as failed.
+    A job continues the entity's previous one (``previous_job_id``): a cleared run's job, or the
+    last job that ended ``failed`` or ``partial`` with its posts pass unfinished, whose cursor it
+    takes up. Unfinished jobs of a cleared run are closed as failed.
     """
     previous = _jobs_of_run(conn, network, run_id)
     if previous:
@@ -83,13 +87,21 @@ def open_jobs(
         )
         conn.execute(delete(sync_batches).where(sync_batches.c.network == network,
                                                 sync_batches.c.run_id == run_id))
+    last = _last_jobs(conn, network, entity_ids)
     job_ids: list[int] = []
     mapping = []
     for index, entity_id in enumerate(entity_ids):
+        before = last.get(entity_id)
+        start = dict(cursor)
+        if before is not None and before.status in RESUMABLE:
+            unfinished = before.cursor.get("resume_after") or before.cursor.get("posts_after")
+            if unfinished:
+                start["resume_after"] = unfinished
+                start["resume_full_pass"] = bool(before.cursor.get("full_pass"))
         job_id = conn.execute(
             insert(sync_jobs).values(
-                network=network, entity_id=entity_id, cursor=dict(cursor), status="pending",
-                previous_job_id=previous.get(entity_id), started_at=now,
+                network=network, entity_id=entity_id, cursor=start, status="pending",
+                previous_job_id=previous.get(entity_id) or (before.id if before else None), started_at=now,
             )
         ).inserted_primary_key[0]
         job_ids.append(job_id)
@@ -97,6 +109,21 @@ def open_jobs(
     if mapping:
         conn.execute(insert(sync_batches), mapping)
     return job_ids
+
+
+def _last_jobs(conn: Connection, network: str, entity_ids: Sequence[str]) -> dict[str, JobRef]:
+    """Each entity's latest job, from any run."""
+    out: dict[str, JobRef] = {}
+    ids = list(entity_ids)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start : start + 500]
+        latest = (select(func.max(sync_jobs.c.id)).where(sync_jobs.c.network == network,
+                                                         sync_jobs.c.entity_id.in_(chunk))
+                  .group_by(sync_jobs.c.entity_id))
+        for r in conn.execute(select(sync_jobs.c.id, sync_jobs.c.entity_id, sync_jobs.c.status, sync_jobs.c.cursor)
+                              .where(sync_jobs.c.id.in_(latest))):
+            out[r.entity_id] = JobRef(r.id, r.entity_id, r.status, dict(r.cursor or {}))
+    return out
 
 
 def _jobs_of_run(conn: Connection, network: str, run_id: str) -> dict[str, int]:
@@ -258,3 +285,37 @@ def failed_unexpectedly(conn: Connection, job_ids: Sequence[int]) -> list[str]:
     query = select(c.entity_id).where(c.id.in_(list(job_ids)), c.status == "failed",
                                       or_(c.error_type.is_(None), c.error_type.not_in(ENTITY_FAILURES)))
     return list(conn.scalars(query))
+
+
+def acquire_leases(conn: Connection, network: str, run_id: str, job_ids: Sequence[int],
+                   entity_ids: Sequence[str], now: datetime) -> dict[str, str]:
+    """Give each job its entity's lease unless another live run holds it.
+
+    Returns, for each entity this run may not touch, who holds it; those jobs are closed as
+    ``skipped`` with that reason, so two runs never work one entity at once.
+    """
+    busy: dict[str, str] = {}
+    for job_id, entity_id in zip(job_ids, entity_ids, strict=True):
+        held = conn.execute(select(entity_leases.c.job_id, entity_leases.c.run_id, entity_leases.c.acquired_at)
+                            .where(entity_leases.c.network == network,
+                                   entity_leases.c.entity_id == entity_id)).first()
+        if held is not None and held.run_id != run_id:
+            holder = conn.scalar(select(sync_jobs.c.status).where(sync_jobs.c.id == held.job_id))
+            if holder not in FINISHED and held.acquired_at > now - LEASE_TTL:
+                busy[entity_id] = f"entity is being synced by run {held.run_id} (job {held.job_id})"
+                set_job_status(conn, job_id, "skipped", error_type="Busy", error_message=busy[entity_id],
+                               finished_at=now)
+                continue
+        if held is None:
+            conn.execute(insert(entity_leases).values(network=network, entity_id=entity_id, job_id=job_id,
+                                                      run_id=run_id, acquired_at=now))
+        else:
+            conn.execute(update(entity_leases).where(entity_leases.c.network == network,
+                                                     entity_leases.c.entity_id == entity_id)
+                         .values(job_id=job_id, run_id=run_id, acquired_at=now))
+    return busy
+
+
+def release_leases(conn: Connection, network: str, job_ids: Sequence[int]) -> None:
+    conn.execute(delete(entity_leases).where(entity_leases.c.network == network,
+                                             entity_leases.c.job_id.in_(list(job_ids))))

@@ -112,7 +112,32 @@ quarantine = Table(
     Index("ux_quarantine_page_record", "raw_page_id", "record_kind", "record_id", unique=True),
 )
 
+# What the last complete sub-sync of an item saw (e.g. a post's comment count when its comments
+# were last fetched in full): decides whether the next run needs to fetch it again.
+sync_state = Table(
+    "sync_state",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("kind", String(32), primary_key=True),
+    Column("external_id", String(128), primary_key=True),
+    Column("state", JsonDocument, nullable=False),
+    Column("synced_at", UtcDateTime, nullable=False),
+)
+
+# One run at a time works an entity: the job holding its lease.
+entity_leases = Table(
+    "entity_leases",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("entity_id", String(128), primary_key=True),
+    Column("job_id", Id, ForeignKey("sync_jobs.id"), nullable=False),
+    Column("run_id", String(250), nullable=False),
+    Column("acquired_at", UtcDateTime, nullable=False),
+)
+
 # --- normalized: one format across networks, natural keys include the network ---------------------
+# Rows hold only what the payloads say (and the run's as-of time), never run-variant lineage such
+# as raw page ids: re-running a run or rebuilding from raw reproduces them exactly.
 profiles = Table(
     "profiles",
     metadata,
@@ -126,7 +151,6 @@ profiles = Table(
     Column("posts_count", BigInteger),
     Column("avatar_url", Text),
     Column("website", Text),
-    Column("raw_page_id", Id, nullable=False),
     Column("synced_at", UtcDateTime, nullable=False),
 )
 
@@ -145,7 +169,6 @@ posts = Table(
     Column("comments_count", BigInteger),
     Column("view_count", BigInteger),
     Column("deleted", Boolean, nullable=False, default=False),
-    Column("raw_page_id", Id, nullable=False),
     Column("synced_at", UtcDateTime, nullable=False),
     Index("ix_posts_profile", "network", "profile_id", "created_at"),
 )
@@ -160,7 +183,6 @@ media = Table(
     Column("media_type", String(16), nullable=False),
     Column("url", Text),
     Column("thumbnail_url", Text),
-    Column("raw_page_id", Id, nullable=False),
     Index("ix_media_post", "network", "post_id", "position"),
 )
 
@@ -176,7 +198,6 @@ comments = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("like_count", BigInteger),
     Column("deleted", Boolean, nullable=False, default=False),
-    Column("raw_page_id", Id, nullable=False),
     Index("ix_comments_post", "network", "post_id", "created_at"),
 )
 

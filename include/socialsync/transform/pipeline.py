@@ -1,17 +1,21 @@
-"""Normalize a batch: read its raw pages in order, validate and map them, upsert the results."""
+"""Normalize jobs: read their raw pages in order, validate and map them, upsert, mark what is gone.
+
+The result depends only on the raw pages and each job's as-of time (kept on its cursor), so
+re-running a run or rebuilding every table from raw reproduces the same rows.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, delete, insert
+from sqlalchemy import Column, ColumnElement, Connection, Engine, Table, delete, insert, select, update
 
 from socialsync.networks.base import NetworkSpec
 from socialsync.storage.raw import raw_page_ids, read_raw_pages
-from socialsync.storage.schema import comments, media, metrics, posts, profiles, quarantine
+from socialsync.storage.schema import comments, media, metrics, posts, profiles, quarantine, sync_jobs, sync_tasks
 from socialsync.storage.upserts import upsert
 from socialsync.transform.records import NormalizedPage
 
@@ -29,48 +33,104 @@ class NormalizeReport:
     comments: int = 0
     metrics: int = 0
     rejects: int = 0
+    deleted_posts: int = 0
+    deleted_comments: int = 0
 
     def as_xcom(self) -> dict[str, int]:
         return dict(self.__dict__)
 
 
-def normalize_jobs(engine: Engine, network: NetworkSpec, job_ids: Sequence[int], synced_at: datetime,
-                   captured_on: date) -> NormalizeReport:
-    """Re-derive normalized rows from every raw page of ``job_ids``; later pages win on a key."""
+@dataclass
+class _Seen:
+    posts: set[str]
+    comments: dict[str, set[str]]
+
+
+def as_of(cursor: dict[str, object], fallback: datetime | None) -> datetime:
+    """The time a job stands for: its run's, as plan wrote it on the cursor."""
+    value = cursor.get("as_of")
+    if isinstance(value, str):
+        return datetime.fromisoformat(value).astimezone(UTC)
+    if fallback is None:
+        raise ValueError("job has neither an as_of cursor entry nor a start time")
+    return fallback
+
+
+def captured_on(moment: datetime) -> date:
+    # A daily run's interval ends at midnight: its snapshot belongs to the day the interval covers.
+    return (moment - timedelta(microseconds=1)).date()
+
+
+def normalize_jobs(engine: Engine, network: NetworkSpec, job_ids: Sequence[int]) -> NormalizeReport:
+    """Re-derive normalized rows from every raw page of ``job_ids``, job by job in id order."""
     report = NormalizeReport()
+    for job_id in sorted(job_ids):
+        _normalize_job(engine, network, job_id, report)
+    log.info("normalized %s pages of %s jobs: %s", report.pages, len(job_ids), report.as_xcom())
+    return report
+
+
+def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: NormalizeReport) -> None:
     with engine.connect() as conn:
-        page_ids = raw_page_ids(conn, job_ids)
+        job = conn.execute(select(sync_jobs.c.entity_id, sync_jobs.c.cursor, sync_jobs.c.started_at)
+                           .where(sync_jobs.c.id == job_id)).one()
+        page_ids = raw_page_ids(conn, [job_id])
+        full_comment_passes = list(conn.scalars(select(sync_tasks.c.external_id).where(
+            sync_tasks.c.job_id == job_id, sync_tasks.c.kind == "comments", sync_tasks.c.status == "succeeded")))
+    cursor = dict(job.cursor or {})
+    moment = as_of(cursor, job.started_at)
+    seen = _Seen(posts=set(), comments={})
     for start in range(0, len(page_ids), PAGES_PER_TRANSACTION):
         chunk = page_ids[start : start + PAGES_PER_TRANSACTION]
         normalized = [(page.id, network.normalize(page)) for page in read_raw_pages(engine, chunk)]
         with engine.begin() as conn:
             for page_id, page in normalized:
-                _write(conn, network.name, page_id, page, synced_at, captured_on, report)
+                _write(conn, network.name, page_id, page, moment, report)
+                seen.posts.update(p.post_id for p in page.posts)
+                for c in page.comments:
+                    seen.comments.setdefault(c.post_id, set()).add(c.comment_id)
         report.pages += len(chunk)
-    log.info("normalized %s pages of %s jobs: %s", report.pages, len(job_ids), report.as_xcom())
-    return report
+    with engine.begin() as conn:
+        if cursor.get("posts_complete"):
+            report.deleted_posts += _mark_deleted(conn, posts, posts.c.post_id, network.name,
+                                                  posts.c.profile_id == job.entity_id, seen.posts)
+        for post_id in full_comment_passes:
+            report.deleted_comments += _mark_deleted(conn, comments, comments.c.comment_id, network.name,
+                                                     comments.c.post_id == post_id,
+                                                     seen.comments.get(post_id, set()))
 
 
-def _write(conn: Connection, network: str, page_id: int, page: NormalizedPage, synced_at: datetime,
-           captured_on: date, report: NormalizeReport) -> None:
+def _mark_deleted(conn: Connection, table: Table, key: Column[str], network: str,
+                  scope: ColumnElement[bool], seen: set[str]) -> int:
+    """After a complete pass, rows of ``scope`` that the pass did not see are gone upstream."""
+    present = set(conn.scalars(select(key).where(table.c.network == network, scope, table.c.deleted.is_(False))))
+    gone = sorted(present - seen)
+    for start in range(0, len(gone), 500):
+        conn.execute(update(table).where(table.c.network == network, key.in_(gone[start : start + 500]))
+                     .values(deleted=True))
+    if gone:
+        log.info("marked %s row(s) of %s deleted after a complete pass", len(gone), table.name)
+    return len(gone)
+
+
+def _write(conn: Connection, network: str, page_id: int, page: NormalizedPage, moment: datetime,
+           report: NormalizeReport) -> None:
     base = {"network": network}
     report.profiles += upsert(conn, profiles, [
-        {**base, **p.model_dump(), "raw_page_id": page_id, "synced_at": synced_at} for p in page.profiles])
+        {**base, **p.model_dump(), "synced_at": moment} for p in page.profiles])
     report.posts += upsert(conn, posts, [
-        {**base, **p.model_dump(), "deleted": False, "raw_page_id": page_id, "synced_at": synced_at}
-        for p in page.posts])
-    report.media += upsert(conn, media, [
-        {**base, **m.model_dump(), "raw_page_id": page_id} for m in page.media])
+        {**base, **p.model_dump(), "deleted": False, "synced_at": moment} for p in page.posts])
+    report.media += upsert(conn, media, [{**base, **m.model_dump()} for m in page.media])
     report.comments += upsert(conn, comments, [
-        {**base, **c.model_dump(), "deleted": False, "raw_page_id": page_id} for c in page.comments])
+        {**base, **c.model_dump(), "deleted": False} for c in page.comments])
     report.metrics += upsert(conn, metrics, [
-        {**base, **m.model_dump(), "captured_on": captured_on} for m in page.metrics])
+        {**base, **m.model_dump(), "captured_on": captured_on(moment)} for m in page.metrics])
     # Re-normalizing a page replaces its rejects rather than piling them up.
     conn.execute(delete(quarantine).where(quarantine.c.raw_page_id == page_id))
     if page.rejects:
         conn.execute(insert(quarantine), [
             {**base, "raw_page_id": page_id, "record_kind": r.record_kind, "record_id": r.record_id,
-             "reason": r.reason[:4000], "record": r.record, "quarantined_at": synced_at}
+             "reason": r.reason[:4000], "record": r.record, "quarantined_at": moment}
             for r in page.rejects])
         report.rejects += len(page.rejects)
         log.warning("raw page %s: %s record(s) quarantined, first: %s", page_id, len(page.rejects),

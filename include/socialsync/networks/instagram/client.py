@@ -9,14 +9,17 @@ from typing import Any
 
 import httpx
 
+from socialsync.extract.pacing import RequestPacer
 from socialsync.extract.paging import GraphCursorPaginator
-from socialsync.extract.retrying import call_with_retries
+from socialsync.extract.retrying import MAX_WAIT_S, call_with_retries
 from socialsync.networks.base import (
     ApiCredentials,
     ApiError,
     AuthError,
+    CursorExpiredError,
     FetchedPage,
     NotFoundError,
+    QuotaExhaustedError,
     ThrottledError,
     TransientError,
 )
@@ -33,6 +36,7 @@ COMMENT_FIELDS = "id,text,timestamp,username,like_count,from"
 THROTTLE_CODES = frozenset({4, 17, 32, 613, 80001, 80002})
 AUTH_CODES = frozenset({102, 190, 200, 10})
 TRANSIENT_CODES = frozenset({1, 2})
+EXPIRED_CURSOR_SUBCODES = frozenset({2018116})
 
 
 class InstagramClient:
@@ -42,8 +46,17 @@ class InstagramClient:
         options = credentials.options
         self.page_size = int(options.get("page_size", 25))
         self.comments_page_size = int(options.get("comments_page_size", 50))
-        self.max_attempts = int(options.get("max_attempts", 5))
+        self.max_attempts = int(options.get("max_attempts", 6))
+        self.max_wait_s = float(options.get("max_wait_s", MAX_WAIT_S))
+        self.backoff_s = float(options.get("backoff_s", 0.5))
+        self.requests = 0
         self.last_usage: dict[str, Any] = {}
+        self.pacer = RequestPacer(
+            max_per_second=int(options["max_requests_per_second"]) if options.get("max_requests_per_second")
+            else None,
+            slow_down_at=int(options.get("slow_down_at_percent", 80)),
+            max_pause_s=float(options.get("max_pause_s", 30.0)),
+        )
         # The token travels in a header, so it never appears in URLs, logs or stored requests.
         self._http = httpx.Client(
             base_url=credentials.base_url.rstrip("/") + "/",
@@ -85,9 +98,11 @@ class InstagramClient:
 
     def _get(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return call_with_retries(lambda: self._get_once(path, params), self.max_attempts,
-                                 f"GET {path} after={params.get('after', '-')}")
+                                 f"GET {path} after={params.get('after', '-')}", self.max_wait_s, self.backoff_s)
 
     def _get_once(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        self.pacer.before_request()
+        self.requests += 1
         try:
             response = self._http.get(path, params=params)
         except httpx.TimeoutException as exc:
@@ -103,7 +118,7 @@ class InstagramClient:
                                  status=response.status_code, retryable=True) from exc
         if response.is_success and isinstance(body, dict) and "error" not in body:
             return response.status_code, body
-        raise _graph_error(response, body, path)
+        raise _graph_error(response, body, path, self.max_wait_s, self._regain_after_s())
 
     def _read_usage(self, response: httpx.Response) -> None:
         for header in ("x-app-usage", "x-business-use-case-usage"):
@@ -113,21 +128,47 @@ class InstagramClient:
                     self.last_usage[header] = json.loads(value)
                 except json.JSONDecodeError:
                     log.warning("ignoring unreadable %s header", header)
+        self.pacer.observe(self.usage_percent())
+
+    def _buc_entries(self) -> list[dict[str, Any]]:
+        buc = self.last_usage.get("x-business-use-case-usage")
+        if not isinstance(buc, dict):
+            return []
+        return [e for entries in buc.values() if isinstance(entries, list) for e in entries if isinstance(e, dict)]
+
+    def usage_percent(self) -> int:
+        """The highest share of any quota the last answers reported (Graph's own accounting)."""
+        values = [v for v in (self.last_usage.get("x-app-usage") or {}).values() if isinstance(v, (int, float))]
+        for entry in self._buc_entries():
+            values += [entry.get(k) for k in ("call_count", "total_cputime", "total_time")
+                       if isinstance(entry.get(k), (int, float))]
+        return int(max(values, default=0))
+
+    def _regain_after_s(self) -> float | None:
+        minutes = [e.get("estimated_time_to_regain_access") for e in self._buc_entries()]
+        waits = [float(m) * 60 for m in minutes if isinstance(m, (int, float)) and m > 0]
+        return max(waits) if waits else None
 
 
 def _request(path: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"method": "GET", "path": path, "params": dict(params)}
 
 
-def _graph_error(response: httpx.Response, body: Any, path: str) -> ApiError:
+def _graph_error(response: httpx.Response, body: Any, path: str, max_wait_s: float,
+                 regain_after_s: float | None) -> ApiError:
     error = body.get("error") if isinstance(body, dict) else None
     error = error if isinstance(error, dict) else {}
     code = error.get("code")
     message = f"GET {path}: HTTP {response.status_code} {error.get('message') or response.reason_phrase}"
     retry_after = response.headers.get("retry-after")
-    wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else None
+    wait = float(retry_after) if retry_after and retry_after.replace(".", "", 1).isdigit() else regain_after_s
     if response.status_code == 429 or code in THROTTLE_CODES:
+        if wait is not None and wait > max_wait_s:
+            return QuotaExhaustedError(f"{message}; access returns in {wait:.0f}s", response.status_code, code,
+                                       retry_after=wait)
         return ThrottledError(message, response.status_code, code, retryable=True, retry_after=wait)
+    if code == 100 and error.get("error_subcode") in EXPIRED_CURSOR_SUBCODES:
+        return CursorExpiredError(message, response.status_code, code)
     if code in AUTH_CODES or response.status_code == 401:
         return AuthError(message, response.status_code, code)
     if (code == 100 and error.get("error_subcode") == 33) or response.status_code == 404:
