@@ -48,7 +48,9 @@ def open_batch(engine: Engine, entity_ids: list[str], run_id: str, as_of: dateti
 def sync(engine: Engine, client: InstagramClient, entity_ids: list[str], run_id: str, as_of: datetime,
          **window: object) -> dict[str, int]:
     """plan -> extract posts -> extract comments -> normalize -> close, for one batch."""
-    jobs = open_batch(engine, entity_ids, run_id, as_of)
+    bounds = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in window.items()
+              if k in ("since_id", "last_synced_at", "full_refresh") and v}
+    jobs = open_batch(engine, entity_ids, run_id, as_of, **bounds)
     settings = runner.ExtractWindow(scope=SCOPE, as_of=as_of, **window)  # type: ignore[arg-type]
     posts = runner.extract_posts(engine, INSTAGRAM, client, jobs, settings, clock)
     with engine.connect() as conn:

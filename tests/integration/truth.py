@@ -22,7 +22,7 @@ def expected(dataset: Dataset, enrich: bool = True) -> dict[str, dict[Any, tuple
                                     prof.follows_count, prof.media_count, prof.profile_picture_url, prof.website)
         if enrich:
             out["enrichments"][("profile", prof.id, "ml")] = analyze_text(f"profile:{prof.id}", prof.biography)
-        for j in range(dataset.post_count(p)):
+        for j in dataset.posts_newest_first(p):
             post = dataset.post(p, j)
             out["posts"][post.id] = (prof.id, KIND[post.media_type], post.media_product_type.lower(),
                                      post.caption, post.permalink, post.timestamp, post.like_count,
@@ -34,15 +34,17 @@ def expected(dataset: Dataset, enrich: bool = True) -> dict[str, dict[Any, tuple
                 if enrich:
                     out["enrichments"][("media", m.id, "vision")] = recognize_media(
                         f"media:{m.id}", m.media_type.lower(), m.media_url)
-            for k in range(post.comments_count):
+            for k in dataset.comments_newest_first(p, j):
                 c = dataset.comment(p, j, k)
                 out["comments"][c.id] = (post.id, c.author_id, c.username, c.text, c.timestamp, c.like_count)
     return out
 
 
 def actual(engine: Engine, network: str = "instagram") -> dict[str, dict[Any, tuple]]:
+    """The warehouse's live rows (those marked deleted, and media of deleted posts, left out)."""
     p, po, m, c, e = (schema.profiles.c, schema.posts.c, schema.media.c, schema.comments.c,
                       schema.enrichments.c)
+    gone = select(po.post_id).where(po.network == network, po.deleted.is_(True))
     with engine.connect() as conn:
         return {
             "profiles": {r[0]: tuple(r[1:]) for r in conn.execute(select(
@@ -50,13 +52,13 @@ def actual(engine: Engine, network: str = "instagram") -> dict[str, dict[Any, tu
                 p.posts_count, p.avatar_url, p.website).where(p.network == network))},
             "posts": {r[0]: tuple(r[1:]) for r in conn.execute(select(
                 po.post_id, po.profile_id, po.kind, po.product_type, po.caption, po.permalink, po.created_at,
-                po.like_count, po.comments_count).where(po.network == network))},
+                po.like_count, po.comments_count).where(po.network == network, po.deleted.is_(False)))},
             "media": {r[0]: tuple(r[1:]) for r in conn.execute(select(
                 m.media_id, m.post_id, m.position, m.media_type, m.url, m.thumbnail_url).where(
-                m.network == network))},
+                m.network == network, m.post_id.not_in(gone)))},
             "comments": {r[0]: tuple(r[1:]) for r in conn.execute(select(
                 c.comment_id, c.post_id, c.author_id, c.author_username, c.content, c.created_at,
-                c.like_count).where(c.network == network))},
+                c.like_count).where(c.network == network, c.deleted.is_(False)))},
             "enrichments": {(r[0], r[1], r[2]): r[3] for r in conn.execute(select(
                 e.item_kind, e.item_id, e.service, e.result).where(e.network == network))},
         }
@@ -72,3 +74,13 @@ def assert_warehouse_matches(engine: Engine, dataset: Dataset, enrich: bool = Tr
             f"{table}: {len(missing)} missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra "
             f"(e.g. {sorted(extra)[:3]}), {len(wrong)} differ"
             + (f", e.g. {wrong[0]}: want {want[table][wrong[0]]} got {got[table][wrong[0]]}" if wrong else ""))
+
+
+def deleted_ids(engine: Engine, network: str = "instagram") -> dict[str, set[str]]:
+    with engine.connect() as conn:
+        return {
+            "posts": set(conn.scalars(select(schema.posts.c.post_id).where(
+                schema.posts.c.network == network, schema.posts.c.deleted.is_(True)))),
+            "comments": set(conn.scalars(select(schema.comments.c.comment_id).where(
+                schema.comments.c.network == network, schema.comments.c.deleted.is_(True)))),
+        }

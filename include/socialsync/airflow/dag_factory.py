@@ -9,7 +9,7 @@ from airflow.sdk import DAG, TriggerRule, task
 from airflow.sdk.configuration import conf
 
 from socialsync.airflow import tasks
-from socialsync.airflow.params import sync_params
+from socialsync.airflow.params import rebuild_params, sync_params
 from socialsync.airflow.sensors import JobStatusSensor
 from socialsync.networks.base import NetworkSpec
 
@@ -99,4 +99,41 @@ def build_sync_dag(network: NetworkSpec) -> DAG:
         closed = load.expand(batch=batches)
         posts >> comments >> normalized >> submitted
         waits >> closed
+    return dag
+
+
+REBUILD_DOC = """
+### {name}: rebuild from raw
+
+Re-derives `profiles`, `posts`, `media`, `comments` and `metrics` of {name} from `raw_pages`
+alone, with **no request to any network**: `plan` clears those rows and deals every job that was
+normalized into batches by entity; `rebuild` normalizes each batch's jobs again in job order.
+Enrichments (the external services' answers) are kept. Trigger it by hand after changing a
+mapping, or to repair the tables.
+"""
+
+
+def build_rebuild_dag(network: NetworkSpec) -> DAG:
+    name = network.name
+    with DAG(
+        dag_id=f"{name}_rebuild",
+        schedule=None,
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        default_args={"owner": "socialsync", "retries": 1, "retry_delay": timedelta(seconds=30)},
+        params=rebuild_params(),
+        tags=["socialsync", name, "rebuild"],
+        doc_md=REBUILD_DOC.format(name=name),
+    ) as dag:
+
+        @task(task_id="plan")
+        def plan() -> list[int]:
+            return tasks.plan_rebuild(name)
+
+        @task(task_id="rebuild")
+        def rebuild(batch: int) -> dict[str, int]:
+            return tasks.rebuild_batch(name, batch)
+
+        rebuild.expand(batch=plan())
     return dag

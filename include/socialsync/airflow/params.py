@@ -46,3 +46,10 @@ def sync_params() -> dict[str, Param]:
         "batch_size": Param(None, type=["null", "integer"], minimum=1, maximum=10_000, title="Batch size",
                             description="Profiles per mapped task; empty: chosen from the number of profiles."),
     }
+
+
+def rebuild_params() -> dict[str, Param]:
+    return {
+        "batch_size": Param(None, type=["null", "integer"], minimum=1, maximum=10_000, title="Batch size",
+                            description="Entities per mapped task; empty: chosen from the number of entities."),
+    }

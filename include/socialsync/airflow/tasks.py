@@ -16,6 +16,7 @@ from socialsync.enrich.items import ML, VISION, media_items, store_results, text
 from socialsync.extract import runner
 from socialsync.networks import get_network
 from socialsync.storage import jobs as bookkeeping
+from socialsync.storage.rebuild import clear_derived
 from socialsync.transform.pipeline import normalize_jobs
 
 log = logging.getLogger(__name__)
@@ -80,7 +81,8 @@ def plan(network_name: str) -> list[int]:
             batches = bookkeeping.batch_count(len(entity_ids), MAX_BATCHES, int(params["batch_size"]))
         else:
             batches = bookkeeping.batch_count(len(entity_ids), MAX_BATCHES, MIN_BATCH_SIZE)
-        cursor: dict[str, Any] = {k: params[k] for k in ("since_id", "until_id", "last_synced_at") if params.get(k)}
+        cursor: dict[str, Any] = {k: params[k] for k in ("since_id", "until_id", "last_synced_at", "full_refresh")
+                                  if params.get(k)}
         cursor["as_of"] = run_time.isoformat()
         now = _now()
         job_ids = bookkeeping.open_jobs(conn, network.name, run_id, entity_ids, cursor, batches, now)
@@ -223,3 +225,27 @@ def _missing_enrichments(engine: Any, network_name: str, jobs: list[bookkeeping.
     if media:
         problems.append(f"{media} media item(s) still lack image recognition")
     return problems
+
+
+def plan_rebuild(network_name: str) -> list[int]:
+    """Clear the network's derived tables and deal its normalized jobs into batches by entity."""
+    run_id, params, _ = _run()
+    with warehouse().begin() as conn:
+        jobs = bookkeeping.normalized_jobs(conn, network_name)
+        entities = len({entity for _, entity in jobs})
+        size = int(params.get("batch_size") or MIN_BATCH_SIZE)
+        batches = bookkeeping.batch_count(entities, MAX_BATCHES, size)
+        cleared = clear_derived(conn, network_name)
+        if batches:
+            bookkeeping.assign_rebuild_batches(conn, network_name, run_id, jobs, batches)
+    log.info("rebuilding %s from the raw pages of %s job(s) of %s entities in %s batch(es); cleared %s",
+             network_name, len(jobs), entities, batches, cleared)
+    return list(range(batches))
+
+
+def rebuild_batch(network_name: str, batch: int) -> dict[str, int]:
+    """Normalize again every job of the batch, entity by entity in job order: no network request."""
+    run_id, _, _ = _run()
+    with warehouse().connect() as conn:
+        jobs = bookkeeping.jobs_in_batch(conn, network_name, run_id, batch)
+    return normalize_jobs(warehouse(), get_network(network_name), [job.id for job in jobs]).as_xcom()

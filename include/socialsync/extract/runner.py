@@ -28,7 +28,7 @@ from socialsync.networks.base import (
 )
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage.raw import last_cursor, raw_page_ids, read_raw_pages, write_raw_page
-from socialsync.storage.state import comment_watermarks, known_posts, set_comment_watermark
+from socialsync.storage.state import comment_debt, comment_watermarks, known_posts, set_comment_watermark
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -237,8 +237,19 @@ def extract_comments(engine: Engine, network: NetworkSpec, client: NetworkClient
             continue
         report.jobs += 1
         try:
+            listed: set[str] = set()
             for stub in _listed_posts(engine, network, job):
-                _comments_if_needed(engine, network, client, job, stub, window, report, clock)
+                listed.add(stub.post_id)
+                if _in_bounds(stub, window):
+                    _comments_if_needed(engine, network, client, job, stub, window, report, clock)
+            with engine.connect() as conn:
+                debt = [s for s in comment_debt(conn, network.name, job.entity_id) if s.post_id not in listed]
+            if debt:
+                log.info("entity %s: %s post(s) still owe their comments from earlier runs", job.entity_id,
+                         len(debt))
+            for stub in debt:
+                if _in_bounds(stub, window):
+                    _comments_if_needed(engine, network, client, job, stub, window, report, clock)
         except AuthError:
             raise
         except ThrottledError as exc:
@@ -248,6 +259,13 @@ def extract_comments(engine: Engine, network: NetworkSpec, client: NetworkClient
         raise RetryLater(f"comments of {len(report.retry_later)} post(s) hit transient errors: "
                          f"{report.retry_later[:5]}")
     return report
+
+
+def _in_bounds(stub: PostStub, window: ExtractWindow) -> bool:
+    """Posts older than an explicit ``last_synced_at`` bound are outside what the run asked for."""
+    if window.last_synced_at is None or window.full_refresh:
+        return True
+    return stub.created_at is None or stub.created_at >= window.last_synced_at
 
 
 def _listed_posts(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef) -> Iterator[PostStub]:

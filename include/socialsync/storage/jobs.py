@@ -319,3 +319,24 @@ def acquire_leases(conn: Connection, network: str, run_id: str, job_ids: Sequenc
 def release_leases(conn: Connection, network: str, job_ids: Sequence[int]) -> None:
     conn.execute(delete(entity_leases).where(entity_leases.c.network == network,
                                              entity_leases.c.job_id.in_(list(job_ids))))
+
+
+def normalized_jobs(conn: Connection, network: str) -> list[tuple[int, str]]:
+    """Every job whose raw pages were normalized, as (job id, entity), in job order."""
+    t = sync_tasks.c
+    query = (select(sync_jobs.c.id, sync_jobs.c.entity_id)
+             .join(sync_tasks, and_(t.job_id == sync_jobs.c.id, t.kind == "normalize", t.status == "succeeded"))
+             .where(sync_jobs.c.network == network).order_by(sync_jobs.c.id))
+    return [(job_id, entity_id) for job_id, entity_id in conn.execute(query)]
+
+
+def assign_rebuild_batches(conn: Connection, network: str, run_id: str, jobs: Sequence[tuple[int, str]],
+                           batches: int) -> None:
+    """Deal whole entities into batches: one entity's jobs replay in order inside one batch."""
+    conn.execute(delete(sync_batches).where(sync_batches.c.network == network, sync_batches.c.run_id == run_id))
+    entities = sorted({entity for _, entity in jobs})
+    slot = {entity: index % batches for index, entity in enumerate(entities)}
+    rows = [{"network": network, "run_id": run_id, "job_id": job_id, "batch_no": slot[entity]}
+            for job_id, entity in jobs]
+    for start in range(0, len(rows), 1000):
+        conn.execute(insert(sync_batches), rows[start : start + 1000])

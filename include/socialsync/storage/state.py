@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from datetime import datetime
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, and_, or_, select
 
+from socialsync.networks.base import PostStub
 from socialsync.storage.schema import posts, sync_state
 from socialsync.storage.upserts import upsert
 
@@ -34,3 +35,27 @@ def set_comment_watermark(conn: Connection, network: str, post_id: str, comments
                           synced_at: datetime) -> None:
     upsert(conn, sync_state, [{"network": network, "kind": COMMENTS, "external_id": post_id,
                                "state": {"comments_count": comments_count}, "synced_at": synced_at}])
+
+
+def comment_debt(conn: Connection, network: str, profile_id: str, limit: int = 100_000) -> list[PostStub]:
+    """Known posts of a profile whose comments were never fetched in full at their current count.
+
+    Work a stopped run left behind (quota, errors) is found here by the next run, whichever pages
+    that run happens to list.
+    """
+    s = sync_state.c
+    joined = posts.outerjoin(sync_state, and_(s.network == posts.c.network, s.kind == COMMENTS,
+                                              s.external_id == posts.c.post_id))
+    query = (
+        select(posts.c.post_id, posts.c.created_at, posts.c.comments_count, s.state)
+        .select_from(joined)
+        .where(posts.c.network == network, posts.c.profile_id == profile_id, posts.c.deleted.is_(False),
+               or_(s.state.is_(None), posts.c.comments_count > 0))
+        .order_by(posts.c.created_at.desc()).limit(limit)
+    )
+    debt = []
+    for post_id, created_at, count, state in conn.execute(query):
+        synced = None if state is None else state.get("comments_count")
+        if (synced is None and count) or (synced is not None and synced != count):
+            debt.append(PostStub(post_id, created_at, count))
+    return debt

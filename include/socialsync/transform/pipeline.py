@@ -79,10 +79,11 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
             sync_tasks.c.job_id == job_id, sync_tasks.c.kind == "comments", sync_tasks.c.status == "succeeded")))
     cursor = dict(job.cursor or {})
     moment = as_of(cursor, job.started_at)
+    bounds = _Bounds.of(cursor)
     seen = _Seen(posts=set(), comments={})
     for start in range(0, len(page_ids), PAGES_PER_TRANSACTION):
         chunk = page_ids[start : start + PAGES_PER_TRANSACTION]
-        normalized = [(page.id, network.normalize(page)) for page in read_raw_pages(engine, chunk)]
+        normalized = [(page.id, bounds.apply(network.normalize(page))) for page in read_raw_pages(engine, chunk)]
         with engine.begin() as conn:
             for page_id, page in normalized:
                 _write(conn, network.name, page_id, page, moment, report)
@@ -92,16 +93,61 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
         report.pages += len(chunk)
     with engine.begin() as conn:
         if cursor.get("posts_complete"):
-            report.deleted_posts += _mark_deleted(conn, posts, posts.c.post_id, network.name,
-                                                  posts.c.profile_id == job.entity_id, seen.posts)
+            gone = _mark_deleted(conn, posts, posts.c.post_id, network.name, posts.c.profile_id == job.entity_id,
+                                 seen.posts)
+            report.deleted_posts += len(gone)
+            for start in range(0, len(gone), 500):  # a deleted post takes its comments with it
+                conn.execute(update(comments).where(comments.c.network == network.name,
+                                                    comments.c.post_id.in_(gone[start : start + 500]))
+                             .values(deleted=True))
         for post_id in full_comment_passes:
-            report.deleted_comments += _mark_deleted(conn, comments, comments.c.comment_id, network.name,
-                                                     comments.c.post_id == post_id,
-                                                     seen.comments.get(post_id, set()))
+            report.deleted_comments += len(_mark_deleted(conn, comments, comments.c.comment_id, network.name,
+                                                         comments.c.post_id == post_id,
+                                                         seen.comments.get(post_id, set())))
+
+
+@dataclass
+class _Bounds:
+    """An explicit ``last_synced_at`` / ``since_id`` from conf: records outside them are not loaded.
+
+    Paging had to fetch the page that crossed the bound; its older records stay in raw only.
+    """
+
+    last_synced_at: datetime | None
+    since_id: str | None
+    cut: datetime | None = None  # the since_id post's time, once a page showed it
+
+    @classmethod
+    def of(cls, cursor: dict[str, object]) -> _Bounds:
+        if cursor.get("full_refresh"):
+            return cls(None, None)
+        since = cursor.get("last_synced_at")
+        since_id = cursor.get("since_id")
+        return cls(datetime.fromisoformat(str(since).replace("Z", "+00:00")) if since else None,
+                   str(since_id) if since_id else None)
+
+    def apply(self, page: NormalizedPage) -> NormalizedPage:
+        if self.since_id is not None and self.cut is None:
+            self.cut = next((p.created_at for p in page.posts if p.post_id == self.since_id), None)
+        floor = max((t for t in (self.last_synced_at, self.cut) if t is not None), default=None)
+        if floor is None:
+            return page
+        dropped = {p.post_id for p in page.posts if p.created_at < floor or
+                   (self.cut is not None and p.created_at <= self.cut)}
+        if not dropped and all(c.created_at >= floor for c in page.comments):
+            return page
+        return NormalizedPage(
+            profiles=page.profiles,
+            posts=[p for p in page.posts if p.post_id not in dropped],
+            media=[m for m in page.media if m.post_id not in dropped],
+            comments=[c for c in page.comments if c.created_at >= floor],
+            metrics=[m for m in page.metrics if m.entity_kind != "post" or m.entity_id not in dropped],
+            rejects=page.rejects,
+        )
 
 
 def _mark_deleted(conn: Connection, table: Table, key: Column[str], network: str,
-                  scope: ColumnElement[bool], seen: set[str]) -> int:
+                  scope: ColumnElement[bool], seen: set[str]) -> list[str]:
     """After a complete pass, rows of ``scope`` that the pass did not see are gone upstream."""
     present = set(conn.scalars(select(key).where(table.c.network == network, scope, table.c.deleted.is_(False))))
     gone = sorted(present - seen)
@@ -110,7 +156,7 @@ def _mark_deleted(conn: Connection, table: Table, key: Column[str], network: str
                      .values(deleted=True))
     if gone:
         log.info("marked %s row(s) of %s deleted after a complete pass", len(gone), table.name)
-    return len(gone)
+    return gone
 
 
 def _write(conn: Connection, network: str, page_id: int, page: NormalizedPage, moment: datetime,

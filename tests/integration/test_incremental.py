@@ -1,0 +1,167 @@
+"""Incremental, resumable and concurrent-safe sync, measured by the sandbox's request counters."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import timedelta
+
+from sqlalchemy import Engine, func, select
+
+from socialsync.sandbox.dataset import Dataset
+from socialsync.sandbox.graph_api import walk_pages
+from socialsync.sandbox.server import SandboxConfig, SandboxServer
+from socialsync.storage import jobs as bookkeeping
+from socialsync.storage.schema import comments, posts, sync_jobs, sync_tasks
+from tests.integration.conftest import SMALL
+from tests.integration.sync_helpers import checksums, client_for, clock, day, open_batch, sync
+from tests.integration.truth import assert_warehouse_matches, deleted_ids
+
+PAGE = 10  # the client's media page size in these tests
+COMMENT_PAGE = 50
+LOOKBACK = timedelta(days=3)
+
+
+def _requests(sandbox: SandboxServer) -> Counter[str]:
+    return Counter({k: v for k, v in sandbox.counters.items() if k.startswith("graph:")})
+
+
+def _needed(dataset: Dataset, before: dict[str, int], as_of_recent_since: object) -> Counter[str]:
+    """Requests an incremental run must make after the dataset moved on from ``before``.
+
+    ``before`` maps each post the warehouse knows to its comment count then. Per profile: the
+    profile; media pages until one shows an already-known (and not recent) post; and every comment
+    page of each listed post that is new with comments, or whose comment count moved.
+    """
+    need: Counter[str] = Counter()
+    for p in range(dataset.spec.profiles):
+        need["graph:node"] += 1
+        listed: list[int] = []
+        for page in walk_pages(lambda b, p=p: dataset.posts_newest_first(p, b), dataset.profile_id(p), PAGE):
+            need["graph:media"] += 1
+            listed += page
+            if any(dataset.post_id(p, j) in before for j in page):
+                break
+        for j in dict.fromkeys(listed):
+            post_id, count = dataset.post_id(p, j), dataset.comment_count(p, j)
+            if before.get(post_id, 0) != count:
+                need["graph:comments"] += len(walk_pages(
+                    lambda b, p=p, j=j: dataset.comments_newest_first(p, j, b), post_id, COMMENT_PAGE))
+    return need
+
+
+def _comment_counts(dataset: Dataset) -> dict[str, int]:
+    return {dataset.post_id(p, j): dataset.comment_count(p, j)
+            for p in range(dataset.spec.profiles) for j in dataset.posts_newest_first(p)}
+
+
+def test_incremental_runs_cost_only_the_changes(sandbox: SandboxServer, warehouse: Engine) -> None:
+    dataset: Dataset = sandbox.app.state.dataset
+    client = client_for(sandbox)
+    ids = dataset.profile_ids()
+
+    sync(warehouse, client, ids, "day-0", day(0), lookback=LOOKBACK)  # the first sync walks everything
+    assert_warehouse_matches(warehouse, dataset, enrich=False)
+
+    # Nothing changed: the profile and one media page each, not a single comment request.
+    before = _requests(sandbox)
+    sync(warehouse, client, ids, "day-20", day(20), lookback=LOOKBACK)
+    spent = _requests(sandbox) - before
+    assert spent == Counter({"graph:node": len(ids), "graph:media": len(ids)})
+
+    # Two days of changes: new posts, new and deleted comments, a deleted post, moved counts.
+    known = _comment_counts(dataset)
+    dataset.epoch = 2
+    needed = _needed(dataset, known, day(21) - LOOKBACK)
+    before = _requests(sandbox)
+    sync(warehouse, client, ids, "day-21", day(21), lookback=LOOKBACK)
+    spent = _requests(sandbox) - before
+    assert spent == needed, f"spent {dict(spent)}, needed {dict(needed)}"
+    assert needed["graph:comments"] > 0 and needed["graph:media"] > len(ids) - 1
+
+    with warehouse.connect() as conn:
+        stored = set(conn.scalars(select(posts.c.post_id)))
+        skipped = conn.scalar(select(func.count()).where(sync_tasks.c.kind == "comments",
+                                                         sync_tasks.c.status == "skipped"))
+    new_posts = {dataset.post_id(p, j) for p in range(SMALL.profiles)
+                 for j in range(dataset.base_post_count(p), dataset.post_count(p))}
+    assert new_posts and new_posts <= stored
+    assert skipped > 0  # listed posts whose comments were up to date are recorded as skipped
+
+    # A full refresh proves what is gone and brings every count up to date.
+    sync(warehouse, client, ids, "day-22", day(22), lookback=LOOKBACK, full_refresh=True)
+    assert_warehouse_matches(warehouse, dataset, enrich=False)
+    gone = deleted_ids(warehouse)
+    assert gone["posts"] == {dataset.post_id(p, j) for p in range(SMALL.profiles) for j in dataset.deleted_posts(p)}
+    deleted_posts = {(p, j) for p in range(SMALL.profiles) for j in dataset.deleted_posts(p)}
+    assert gone["comments"] == (
+        {dataset.comment_id(p, j, k) for p in range(SMALL.profiles) for j in range(dataset.base_post_count(p))
+         if (p, j) not in deleted_posts for k in dataset.deleted_comments(p, j)}
+        | {dataset.comment_id(p, j, k) for p, j in deleted_posts for k in range(dataset.comment_total(p, j))})
+    assert gone["posts"] and gone["comments"]
+
+
+def test_two_sequential_reads_agree_and_a_future_bound_adds_nothing(sandbox: SandboxServer,
+                                                                    warehouse: Engine) -> None:
+    dataset: Dataset = sandbox.app.state.dataset
+    client = client_for(sandbox)
+    ids = dataset.profile_ids()
+    sync(warehouse, client, ids, "read-1", day(1), full_refresh=True)
+    first = checksums(warehouse)
+    sync(warehouse, client, ids, "read-2", day(1), full_refresh=True)
+    assert checksums(warehouse) == first
+
+    dataset.epoch = 2  # there is news now, but all of it is older than the bound asked for
+    with warehouse.connect() as conn:
+        counts = (conn.scalar(select(func.count()).select_from(posts)),
+                  conn.scalar(select(func.count()).select_from(comments)))
+    before = _requests(sandbox)
+    sync(warehouse, client, ids, "future", day(2), last_synced_at=day(36500))
+    with warehouse.connect() as conn:
+        after = (conn.scalar(select(func.count()).select_from(posts)),
+                 conn.scalar(select(func.count()).select_from(comments)))
+    assert after == counts
+    assert (_requests(sandbox) - before)["graph:comments"] == 0
+
+
+def test_quota_exhaustion_leaves_jobs_partial_and_the_next_run_finishes(warehouse: Engine) -> None:
+    with SandboxServer(SandboxConfig(spec=SMALL, calls_per_hour=12)) as sandbox:  # runs out mid-posts
+        dataset: Dataset = sandbox.app.state.dataset
+        client = client_for(sandbox, max_pause_s=0.01)
+        ids = dataset.profile_ids()
+        report = sync(warehouse, client, ids, "day-1", day(1))
+        assert report["quota_stopped"] == 1
+        with warehouse.connect() as conn:
+            jobs = conn.execute(select(sync_jobs.c.status, sync_jobs.c.error_type, sync_jobs.c.cursor)).all()
+        assert {status for status, _, _ in jobs} <= {"succeeded", "partial"}
+        partial = [cursor for status, error, cursor in jobs if status == "partial" and error == "QuotaExhausted"]
+        assert partial, "the quota should have stopped some job"
+        assert any(cursor.get("posts_after") for cursor in partial), "an interrupted pass keeps its cursor"
+        # No loop burning quota: each extract step asks once more at most, then stops.
+        assert sandbox.counters["graph:quota_refused"] <= 2
+
+        sandbox.app.state.graph.usage.reset(1_000_000)  # the quota comes back the next day
+        sync(warehouse, client, ids, "day-2", day(2))
+        with warehouse.connect() as conn:
+            latest = conn.execute(select(sync_jobs.c.status, sync_jobs.c.previous_job_id)
+                                  .where(sync_jobs.c.id > len(jobs))).all()
+        assert {status for status, _ in latest} == {"succeeded"}
+        assert all(previous is not None for _, previous in latest)
+        assert_warehouse_matches(warehouse, dataset, enrich=False)
+
+
+def test_two_runs_never_work_one_entity_at_once(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from socialsync.storage.engine import warehouse_engine
+
+    engine = warehouse_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    first = open_batch(engine, ["a", "b"], "scheduled__day1", day(1))
+    second = open_batch(engine, ["b", "c"], "manual__day1", day(1))
+    status = {job.entity_id: job.status for job in second}
+    assert status == {"b": "skipped", "c": "pending"}
+    with engine.connect() as conn:
+        reason = conn.scalar(select(sync_jobs.c.error_message).where(sync_jobs.c.id == second[0].id))
+    assert "scheduled__day1" in reason  # the loser says who holds the profile
+    with engine.begin() as conn:
+        bookkeeping.close_jobs(conn, "instagram", first, [], day(1), clock())
+        bookkeeping.release_leases(conn, "instagram", [job.id for job in first])
+    third = open_batch(engine, ["b"], "manual__day1-again", day(1))
+    assert third[0].status == "pending"
