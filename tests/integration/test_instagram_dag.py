@@ -16,12 +16,14 @@ from sqlalchemy.engine import make_url
 
 from socialsync.local.settings import airflow_env
 from socialsync.sandbox.dataset import Dataset
+from socialsync.sandbox.faults import FaultPlan
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.storage import schema
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.jobs import track_entities
 from tests.conftest import ROOT
 from tests.integration.conftest import SMALL
+from tests.integration.sync_helpers import checksums
 from tests.integration.truth import assert_warehouse_matches
 
 NETWORK = "instagram"
@@ -162,6 +164,45 @@ def test_failing_enrichment_services_leave_jobs_partial_and_core_data_whole(
     assert [status for status, _ in jobs] == ["partial", "partial"]
     assert all("lack ML results" in message and "lack image recognition" in message for _, message in jobs)
     assert posts == sum(dataset.post_count(p) for p in range(2)) and enriched == 0
+
+
+def test_faults_then_clear_and_rerun_then_rebuild_from_raw(airflow_home: Path, tmp_path: Path) -> None:
+    """10% of Graph requests fail (throttles, 5xx, timeouts, truncated bodies, resets, repeats)."""
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    faults = FaultPlan(rate=0.10, seed=11, retry_after_s=0.2, timeout_s=1.5)
+    with SandboxServer(SandboxConfig(spec=SMALL, job_seconds=0.5, faults=faults)) as sandbox:
+        dataset: Dataset = sandbox.app.state.dataset
+        env = _env(airflow_home, sandbox, url)
+        env["AIRFLOW_CONN_INSTAGRAM_API"] = json.dumps({
+            "conn_type": "http", "host": f"{sandbox.url}/v21.0", "password": "sandbox-token",
+            "extra": {"page_size": 10, "timeout": 0.5, "backoff_s": 0.05, "max_wait_s": 2, "max_attempts": 8,
+                      "max_pause_s": 0.2}})
+        engine = warehouse_engine(url)
+        with engine.begin() as conn:
+            track_entities(conn, NETWORK, dataset.profile_ids(), _now())
+        run = ["dags", "test", "instagram_sync", "2026-11-02T00:00:00+00:00", "--conf", json.dumps({"batch_size": 3})]
+
+        _airflow(env, *run)
+        assert sum(faults.injected.values()) >= 10 and len(faults.injected) >= 5, faults.injected
+        assert_warehouse_matches(engine, dataset, enrich=True)  # 0 lost, 0 duplicated, field by field
+        with engine.connect() as conn:
+            assert dict(conn.execute(select(schema.sync_jobs.c.status, func.count())
+                                     .group_by(schema.sync_jobs.c.status)).all()) == {"succeeded": SMALL.profiles}
+        first = checksums(engine)
+
+        faults.rate = 0.0
+        # The same day again, for the same profiles: every job continues the one before it.
+        _airflow(env, *run[:4], "--conf", json.dumps({"batch_size": 3, "entity_ids": dataset.profile_ids()}))
+        assert checksums(engine) == first
+        with engine.connect() as conn:
+            relinked = conn.scalar(select(func.count()).where(schema.sync_jobs.c.previous_job_id.is_not(None)))
+        assert relinked == SMALL.profiles
+
+        requests = sum(sandbox.counters.values())
+        _airflow(env, "dags", "test", "instagram_rebuild")
+        assert sum(sandbox.counters.values()) == requests  # not one request to any network
+        assert checksums(engine) == first
+        engine.dispose()
 
 
 def _now():  # type: ignore[no-untyped-def]

@@ -69,10 +69,14 @@ def plan(network_name: str) -> list[int]:
     requested = SCOPE_PARTS[params["scope"]]
     engine = warehouse()
     with engine.begin() as conn:
+        replanned = bookkeeping.entities_of_run(conn, network.name, run_id)
         if params.get("entity_ids"):
             entity_ids = list(dict.fromkeys(params["entity_ids"]))
             added = bookkeeping.track_entities(conn, network.name, entity_ids, run_time)
             log.info("conf names %s profile(s), %s newly tracked", len(entity_ids), added)
+        elif replanned:
+            entity_ids = replanned  # a cleared run does again what it did, whatever is due now
+            log.info("run %s was planned before: syncing its %s profile(s) again", run_id, len(entity_ids))
         else:
             synced_before = run_time - timedelta(hours=20)  # due once a day, with slack for late runs
             entity_ids = bookkeeping.due_entities(conn, network.name, synced_before)

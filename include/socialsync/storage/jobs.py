@@ -126,6 +126,11 @@ def _last_jobs(conn: Connection, network: str, entity_ids: Sequence[str]) -> dic
     return out
 
 
+def entities_of_run(conn: Connection, network: str, run_id: str) -> list[str]:
+    """The entities an earlier plan of this run opened jobs for, in the order it had them."""
+    return sorted(_jobs_of_run(conn, network, run_id))
+
+
 def _jobs_of_run(conn: Connection, network: str, run_id: str) -> dict[str, int]:
     query = (
         select(sync_jobs.c.entity_id, sync_jobs.c.id)

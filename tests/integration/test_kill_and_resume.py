@@ -1,0 +1,91 @@
+"""kill -9 in the middle of an extract loses nothing and re-fetches at most one page."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from sqlalchemy import func, select
+
+from socialsync.extract import runner
+from socialsync.sandbox.dataset import Dataset, DatasetSpec
+from socialsync.sandbox.graph_api import walk_pages
+from socialsync.sandbox.server import SandboxConfig, SandboxServer
+from socialsync.storage import jobs as bookkeeping
+from socialsync.storage.engine import warehouse_engine
+from socialsync.storage.schema import raw_pages
+from socialsync.transform.pipeline import normalize_jobs
+from tests.conftest import ROOT
+from tests.integration.sync_helpers import INSTAGRAM, SCOPE, client_for, clock, day, open_batch
+from tests.integration.truth import assert_warehouse_matches
+
+PAGE = 5
+KILL_AFTER = 4  # committed post pages
+
+# The extract task's body, as a worker process would run it.
+CHILD = """
+import sys
+from datetime import UTC, datetime
+from socialsync.extract import runner
+from socialsync.networks import get_network
+from socialsync.networks.base import ApiCredentials
+from socialsync.networks.instagram.client import InstagramClient
+from socialsync.storage import jobs
+from socialsync.storage.engine import warehouse_engine
+url, base, run_id, as_of = sys.argv[1:5]
+engine = warehouse_engine(url)
+with engine.connect() as conn:
+    batch = jobs.jobs_in_batch(conn, "instagram", run_id, 0)
+client = InstagramClient(ApiCredentials(base, "sandbox-token", {"page_size": PAGE}))
+window = runner.ExtractWindow(scope=frozenset({"profile", "posts", "comments"}),
+                              as_of=datetime.fromisoformat(as_of))
+runner.extract_posts(engine, get_network("instagram"), client, batch, window, lambda: datetime.now(UTC))
+""".replace("PAGE", str(PAGE))
+
+
+def _posts_pages(engine) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(raw_pages).where(raw_pages.c.kind == "posts")))
+
+
+def test_sigkill_mid_extract_then_retry_loses_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    spec = DatasetSpec(seed=99, profiles=1, posts_median=80, posts_max=200, comments_median=3)
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    engine = warehouse_engine(url)
+    with SandboxServer(SandboxConfig(spec=spec, latency_ms=40)) as sandbox:
+        dataset: Dataset = sandbox.app.state.dataset
+        profile = dataset.profile_ids()[0]
+        open_batch(engine, [profile], "run", day(1))
+        child = subprocess.Popen([sys.executable, "-c", CHILD, url, f"{sandbox.url}/v21.0", "run",
+                                  day(1).isoformat()], cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 60
+            while _posts_pages(engine) < KILL_AFTER:
+                assert child.poll() is None, "the extract ended before it could be killed"
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.wait(timeout=30)
+        assert child.returncode == -signal.SIGKILL
+        stored_at_kill = _posts_pages(engine)
+
+        # Airflow retries the task: it continues from the cursor committed with the last page.
+        with engine.connect() as conn:
+            jobs = bookkeeping.jobs_in_batch(conn, "instagram", "run", 0)
+        client = client_for(sandbox, page_size=PAGE)
+        window = runner.ExtractWindow(scope=SCOPE, as_of=day(1))
+        runner.extract_posts(engine, INSTAGRAM, client, jobs, window, clock)
+        runner.extract_comments(engine, INSTAGRAM, client, jobs, window, clock)
+        normalize_jobs(engine, INSTAGRAM, [job.id for job in jobs])
+
+        pages = len(walk_pages(lambda b: dataset.posts_newest_first(0, b), profile, PAGE))
+        fetched = sandbox.counters["graph:media"]
+        assert stored_at_kill >= KILL_AFTER and pages > stored_at_kill + 2
+        assert _posts_pages(engine) == pages  # every page stored once
+        assert fetched - pages <= 1, f"{fetched} media requests for {pages} pages"
+        assert sandbox.counters["graph:node"] == 1  # the profile, done before the kill, is not refetched
+        assert_warehouse_matches(engine, dataset, enrich=False)
