@@ -13,48 +13,92 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from socialsync.local.settings import airflow_env, connection_uris, load_settings, pools
+import httpx
+
+from socialsync.local.settings import Pool, airflow_env, connection_uris, load_settings, pools
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
 from socialsync.sandbox.server import DEFAULT_PORT
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.jobs import track_entities
 
 ROOT = Path(__file__).resolve().parents[3]
+COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 
 
-def local_env(workdir: Path, api_port: int) -> dict[str, str]:
-    settings = load_settings(ROOT / "airflow_settings.yaml")
-    env = airflow_env(workdir / "airflow", ROOT / "dags", connection_uris(settings, ROOT))
-    env.update({
+def api_env(env: dict[str, str], api_port: int) -> dict[str, str]:
+    """Airflow's components on loopback only, talking to the api-server on ``api_port``."""
+    return {
+        **env,
         "AIRFLOW__API__HOST": "127.0.0.1",
         "AIRFLOW__API__PORT": str(api_port),
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": "0",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
-        "AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS": "5",
-    })
-    return env
+    }
 
 
-def prepare(env: dict[str, str], profiles: int) -> None:
+def prepare_metadata(env: dict[str, str], pool_list: list[Pool]) -> None:
     Path(env["AIRFLOW_HOME"]).mkdir(parents=True, exist_ok=True)
     airflow = [sys.executable, "-m", "airflow"]
     subprocess.run([*airflow, "db", "migrate"], env=env, check=True, stdout=subprocess.DEVNULL)
-    for pool in pools(load_settings(ROOT / "airflow_settings.yaml")):
+    for pool in pool_list:
         subprocess.run([*airflow, "pools", "set", pool.name, str(pool.slots), pool.description], env=env,
                        check=True, stdout=subprocess.DEVNULL)
-    warehouse = ROOT / ".demo" / "warehouse.db"
-    warehouse.parent.mkdir(exist_ok=True)
-    engine = warehouse_engine(f"sqlite:///{warehouse}")
-    with engine.begin() as conn:
-        track_entities(conn, "instagram", Dataset(DatasetSpec(profiles=profiles)).profile_ids(), datetime.now(UTC))
-    engine.dispose()
+
+
+@contextmanager
+def local_airflow(env: dict[str, str], api_port: int, logs: Path,
+                  extra: dict[str, list[str]] | None = None) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """Airflow's four components (and ``extra`` processes) until the block ends; then all stopped."""
+    airflow = [sys.executable, "-m", "airflow"]
+    commands = {
+        **(extra or {}),
+        "api-server": [*airflow, "api-server", "--host", "127.0.0.1", "--port", str(api_port)],
+        "scheduler": [*airflow, "scheduler", "--skip-serve-logs"],
+        "dag-processor": [*airflow, "dag-processor"],
+        "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
+    }
+    logs.mkdir(parents=True, exist_ok=True)
+    running: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for name, cmd in commands.items():
+            with (logs / f"{name}.log").open("wb") as log:
+                running[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                                 start_new_session=True)
+        _wait_for_api(api_port, running)
+        yield running
+    finally:
+        for process in running.values():
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGTERM)
+        for process in running.values():
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(timeout=10)
+
+
+def _wait_for_api(port: int, running: dict[str, subprocess.Popen[bytes]], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        dead = [name for name, p in running.items() if p.poll() is not None]
+        if dead:
+            raise RuntimeError(f"{', '.join(dead)} exited while starting")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/api/v2/version", timeout=2).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(f"the api-server did not answer on port {port} within {timeout:.0f}s")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,42 +106,31 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=8080)
     parser.add_argument("--profiles", type=int, default=DatasetSpec.profiles)
     args = parser.parse_args(argv)
-    env = local_env(ROOT / ".demo", args.port)
-    prepare(env, args.profiles)
-    airflow = [sys.executable, "-m", "airflow"]
-    commands = {
-        "sandbox": [sys.executable, "-m", "socialsync.sandbox", "--port", str(DEFAULT_PORT),
-                    "--profiles", str(args.profiles), "--job-seconds", "5"],
-        "api-server": [*airflow, "api-server", "--host", "127.0.0.1", "--port", str(args.port)],
-        "scheduler": [*airflow, "scheduler", "--skip-serve-logs"],
-        "dag-processor": [*airflow, "dag-processor"],
-        "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
-    }
+    settings = load_settings(ROOT / "airflow_settings.yaml")
+    workdir = ROOT / ".demo"
+    env = api_env(airflow_env(workdir / "airflow", ROOT / "dags", connection_uris(settings, ROOT)), args.port)
+    env["AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS"] = "5"
+    prepare_metadata(env, pools(settings))
+    engine = warehouse_engine(f"sqlite:///{workdir / 'warehouse.db'}")
+    with engine.begin() as conn:
+        track_entities(conn, "instagram", Dataset(DatasetSpec(profiles=args.profiles)).profile_ids(),
+                       datetime.now(UTC))
+    engine.dispose()
+    sandbox = [sys.executable, "-m", "socialsync.sandbox", "--port", str(DEFAULT_PORT),
+               "--profiles", str(args.profiles), "--job-seconds", "5"]
     signal.signal(signal.SIGTERM, _interrupt)  # stop the children on `kill` as on Ctrl-C
-    logs = ROOT / ".demo" / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
-    running = {name: subprocess.Popen(cmd, env=env, stdout=(logs / f"{name}.log").open("w"),
-                                      stderr=subprocess.STDOUT, start_new_session=True)
-               for name, cmd in commands.items()}
-    print(f"Airflow UI: http://127.0.0.1:{args.port}  (DAG instagram_sync starts paused: unpause or trigger it)")
-    print(f"sandbox: http://127.0.0.1:{DEFAULT_PORT}; logs: {logs}; Ctrl-C stops everything", flush=True)
-    try:
-        while all(p.poll() is None for p in running.values()):
-            time.sleep(1)
+    logs = workdir / "logs"
+    with local_airflow(env, args.port, logs, extra={"sandbox": sandbox}) as running:
+        print(f"Airflow UI: http://127.0.0.1:{args.port}  (DAG instagram_sync starts paused: unpause or trigger it)")
+        print(f"sandbox: http://127.0.0.1:{DEFAULT_PORT}; logs: {logs}; Ctrl-C stops everything", flush=True)
+        try:
+            while all(p.poll() is None for p in running.values()):
+                time.sleep(1)
+        except KeyboardInterrupt:
+            return 0
         dead = [name for name, p in running.items() if p.poll() is not None]
         print(f"stopped: {', '.join(dead)} exited; see {logs}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        for process in running.values():
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGTERM)
-        for process in running.values():
-            try:
-                process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
 
 
 def _interrupt(*_: object) -> None:

@@ -1,0 +1,113 @@
+"""Real Airflow 3 components on loopback: the daily run, a clear through REST, a conf-triggered run."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import func, select
+
+from socialsync.local.airflow import api_env, local_airflow, prepare_metadata
+from socialsync.local.settings import Pool, airflow_env
+from socialsync.sandbox.dataset import Dataset
+from socialsync.sandbox.server import SandboxConfig, SandboxServer
+from socialsync.storage import schema
+from socialsync.storage.engine import warehouse_engine
+from socialsync.storage.jobs import track_entities
+from tests.conftest import ROOT
+from tests.integration.conftest import SMALL
+from tests.integration.sync_helpers import checksums, clock
+from tests.integration.truth import assert_warehouse_matches
+
+DAG = "instagram_sync"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait(what: str, check: Any, logs: Path, timeout: float = 240) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(1)
+    tails = {p.name: p.read_text()[-3000:] for p in logs.glob("*.log")}
+    raise AssertionError(f"timed out waiting for {what}; logs:\n" + "\n".join(f"== {k}\n{v}" for k, v in tails.items()))
+
+
+def test_daily_run_clear_and_conf_run_through_the_rest_api(tmp_path: Path) -> None:
+    port, logs = _free_port(), tmp_path / "logs"
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    engine = warehouse_engine(url)
+    with SandboxServer(SandboxConfig(spec=SMALL, job_seconds=1.0)) as sandbox:
+        dataset: Dataset = sandbox.app.state.dataset
+        with engine.begin() as conn:
+            track_entities(conn, "instagram", dataset.profile_ids(), clock())
+        connections = {
+            "AIRFLOW_CONN_INSTAGRAM_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/v21.0",
+                                                      "password": "sandbox-token", "extra": {"page_size": 10}}),
+            "AIRFLOW_CONN_ML_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/ml/v1",
+                                               "extra": {"X-Api-Key": "sandbox-key"}}),
+            "AIRFLOW_CONN_VISION_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/vision/v1",
+                                                   "extra": {"X-Api-Key": "sandbox-key"}}),
+            "AIRFLOW_CONN_SOCIALSYNC_DB": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}),
+        }
+        env = api_env(airflow_env(tmp_path / "airflow", ROOT / "dags", connections), port)
+        env["AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS"] = "2"
+        prepare_metadata(env, [Pool("instagram_api", 4, "Instagram Graph API work")])
+
+        with local_airflow(env, port, logs):
+            api = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+            token = api.post("/auth/token", json={"username": "admin", "password": "admin"}).json()["access_token"]
+            api.headers["Authorization"] = f"Bearer {token}"
+            _wait("the DAG to be parsed", lambda: api.get(f"/api/v2/dags/{DAG}").status_code == 200, logs)
+
+            refused = api.post(f"/api/v2/dags/{DAG}/dagRuns", json={"logical_date": None, "conf": {"scope": "nope"}})
+            assert refused.status_code == 400 and "is not one of" in refused.text
+
+            # New DAGs start paused; unpausing lets the scheduler create today's daily run.
+            assert api.patch(f"/api/v2/dags/{DAG}", json={"is_paused": False}).status_code == 200
+
+            def finished_runs() -> list[dict[str, Any]]:
+                runs = api.get(f"/api/v2/dags/{DAG}/dagRuns", params={"order_by": "run_after"}).json()["dag_runs"]
+                bad = [r for r in runs if r["state"] == "failed"]
+                assert not bad, f"run failed: {bad}; see {logs}"
+                return [r for r in runs if r["state"] == "success"]
+
+            daily = _wait("the daily run", finished_runs, logs)[0]
+            assert daily["run_type"] == "scheduled"
+            assert_warehouse_matches(engine, dataset, enrich=True)
+            before = checksums(engine)
+
+            # Clear the finished run, as from the UI: it runs again and changes nothing.
+            cleared = api.post(f"/api/v2/dags/{DAG}/clearTaskInstances", json={
+                "dag_run_id": daily["dag_run_id"], "dry_run": False, "only_failed": False, "reset_dag_runs": True})
+            assert cleared.status_code == 200, cleared.text
+            _wait("the cleared run to finish again", lambda: any(
+                r["dag_run_id"] == daily["dag_run_id"] and r["end_date"] != daily["end_date"]
+                for r in finished_runs()), logs)
+            assert checksums(engine) == before
+            with engine.connect() as conn:
+                relinked = conn.scalar(select(func.count()).where(schema.sync_jobs.c.previous_job_id.is_not(None)))
+            assert relinked == SMALL.profiles
+
+            # Another system triggers a run with conf through the REST API.
+            one = dataset.profile_ids()[1]
+            triggered = api.post(f"/api/v2/dags/{DAG}/dagRuns", json={
+                "logical_date": None, "conf": {"entity_ids": [one], "scope": "posts", "full_refresh": True}})
+            assert triggered.status_code == 200, triggered.text
+            run_id = triggered.json()["dag_run_id"]
+            _wait("the conf run", lambda: any(r["dag_run_id"] == run_id for r in finished_runs()), logs)
+            with engine.connect() as conn:
+                last = conn.execute(select(schema.sync_jobs.c.entity_id, schema.sync_jobs.c.status)
+                                    .order_by(schema.sync_jobs.c.id.desc()).limit(1)).one()
+            assert tuple(last) == (one, "succeeded")
+    engine.dispose()
