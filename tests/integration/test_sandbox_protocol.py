@@ -5,10 +5,12 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from socialsync.networks.base import ApiCredentials, AuthError, NotFoundError
+from socialsync.networks.base import ApiCredentials, AuthError, CursorExpiredError, NotFoundError, QuotaExhaustedError
 from socialsync.networks.instagram.client import InstagramClient
 from socialsync.sandbox.dataset import Dataset
-from socialsync.sandbox.server import SandboxServer
+from socialsync.sandbox.faults import FAULT_KINDS, FaultPlan
+from socialsync.sandbox.server import SandboxConfig, SandboxServer
+from tests.integration.conftest import SMALL
 
 AUTH = {"Authorization": "Bearer sandbox-token"}
 
@@ -93,3 +95,48 @@ def test_job_services_go_pending_processing_done(sandbox: SandboxServer) -> None
         seen.append(httpx.get(f"{sandbox.url}/vision/v1/jobs/{job}", headers=key).json()["status"])
         time.sleep(0.05)
     assert seen[0] == "pending" and "processing" in seen and seen[-1] == "done"
+
+
+@pytest.mark.parametrize("kind", [k for k in FAULT_KINDS if k != "repeat"])
+def test_the_client_rides_out_every_fault_kind(kind: str) -> None:
+    faults = FaultPlan(rate=0.3, kinds=(kind,), seed=3, retry_after_s=0.05, timeout_s=0.5)
+    with SandboxServer(SandboxConfig(spec=SMALL, faults=faults)) as sandbox:
+        dataset: Dataset = sandbox.app.state.dataset
+        p = _biggest_profile(dataset)
+        client = _client(sandbox, page_size=7, timeout=0.2, backoff_s=0.01, max_wait_s=1, max_attempts=10,
+                         max_pause_s=0.01)
+        ids = [i["id"] for page in client.post_pages(dataset.profile_id(p), None) for i in page.payload["data"]]
+        client.close()
+    assert faults.injected[kind] > 0
+    assert ids == [dataset.post_id(p, j) for j in dataset.posts_newest_first(p)]
+
+
+def test_an_exhausted_quota_stops_at_once_instead_of_retrying() -> None:
+    with SandboxServer(SandboxConfig(spec=SMALL, calls_per_hour=2)) as sandbox:
+        client = _client(sandbox, max_pause_s=0.01)
+        client.fetch_profile(Dataset.profile_id(0))
+        client.fetch_profile(Dataset.profile_id(1))
+        with pytest.raises(QuotaExhaustedError) as caught:
+            client.fetch_profile(Dataset.profile_id(2))
+        assert caught.value.retry_after == 3600  # from Graph's estimated_time_to_regain_access
+        assert sandbox.counters["graph:quota_refused"] == 1
+        assert client.usage_percent() == 100
+
+
+def test_a_cursor_from_an_earlier_day_has_expired(sandbox: SandboxServer) -> None:
+    dataset: Dataset = sandbox.app.state.dataset
+    p = _biggest_profile(dataset)
+    first = next(_client(sandbox, page_size=5).post_pages(dataset.profile_id(p), None))
+    dataset.epoch = 1
+    with pytest.raises(CursorExpiredError):
+        next(_client(sandbox, page_size=5).post_pages(dataset.profile_id(p), first.next_cursor))
+
+
+def test_a_repeated_item_across_pages_is_served_as_real_graph_sometimes_does() -> None:
+    faults = FaultPlan(rate=1.0, kinds=("repeat",), seed=1)
+    with SandboxServer(SandboxConfig(spec=SMALL, faults=faults)) as sandbox:
+        dataset: Dataset = sandbox.app.state.dataset
+        p = _biggest_profile(dataset)
+        pages = list(_client(sandbox, page_size=5).post_pages(dataset.profile_id(p), None))
+    ids = [i["id"] for page in pages for i in page.payload["data"]]
+    assert len(ids) > len(set(ids)) == dataset.post_count(p)
