@@ -25,6 +25,9 @@ sandbox: $(STAMP)
 airflow: $(STAMP)
 	$(PY) -m socialsync.local.airflow
 
+bench: $(STAMP)
+	$(PY) bench/run.py
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check dags plugins include tests
 
