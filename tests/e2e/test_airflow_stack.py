@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import socket
 import time
 from pathlib import Path
@@ -22,6 +21,7 @@ from tests.conftest import ROOT
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import checksums, clock
 from tests.integration.truth import assert_warehouse_matches
+from tests.sandbox_connections import sandbox_connections
 
 DAG = "instagram_sync"
 
@@ -51,15 +51,7 @@ def test_daily_run_clear_and_conf_run_through_the_rest_api(tmp_path: Path) -> No
         dataset: Dataset = sandbox.app.state.dataset
         with engine.begin() as conn:
             track_entities(conn, "instagram", dataset.profile_ids(), clock())
-        connections = {
-            "AIRFLOW_CONN_INSTAGRAM_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/v21.0",
-                                                      "password": "sandbox-token", "extra": {"page_size": 10}}),
-            "AIRFLOW_CONN_ML_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/ml/v1",
-                                               "extra": {"X-Api-Key": "sandbox-key"}}),
-            "AIRFLOW_CONN_VISION_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/vision/v1",
-                                                   "extra": {"X-Api-Key": "sandbox-key"}}),
-            "AIRFLOW_CONN_SOCIALSYNC_DB": json.dumps({"conn_type": "sqlite", "host": str(tmp_path / "warehouse.db")}),
-        }
+        connections = sandbox_connections(sandbox.url, url)
         env = api_env(airflow_env(tmp_path / "airflow", ROOT / "dags", connections), port)
         env["AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS"] = "2"
         prepare_metadata(env, [Pool("instagram_api", 4, "Instagram Graph API work")])

@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, func, select
-from sqlalchemy.engine import make_url
 
 from socialsync.local.settings import airflow_env
 from socialsync.sandbox.dataset import Dataset
@@ -25,6 +24,7 @@ from tests.conftest import ROOT
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import checksums
 from tests.integration.truth import assert_warehouse_matches
+from tests.sandbox_connections import sandbox_connections
 
 NETWORK = "instagram"
 GONE = "178400000009999999"  # a well-formed id the sandbox does not know: a deleted account
@@ -43,25 +43,8 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory, sandbox_for_dags: San
     return home
 
 
-def _connection(url: str) -> str:
-    parsed = make_url(url)
-    if parsed.drivername.startswith("sqlite"):
-        return json.dumps({"conn_type": "sqlite", "host": parsed.database})
-    return json.dumps({"conn_type": "postgres", "host": parsed.host, "port": parsed.port,
-                       "login": parsed.username, "schema": parsed.database})
-
-
-def _env(home: Path, sandbox: SandboxServer, warehouse_url: str) -> dict[str, str]:
-    connections = {
-        "AIRFLOW_CONN_INSTAGRAM_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/v21.0",
-                                                  "password": "sandbox-token", "extra": {"page_size": 10}}),
-        "AIRFLOW_CONN_ML_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/ml/v1",
-                                           "extra": {"X-Api-Key": "sandbox-key"}}),
-        "AIRFLOW_CONN_VISION_API": json.dumps({"conn_type": "http", "host": f"{sandbox.url}/vision/v1",
-                                               "extra": {"X-Api-Key": "sandbox-key"}}),
-        "AIRFLOW_CONN_SOCIALSYNC_DB": _connection(warehouse_url),
-    }
-    env = airflow_env(home, ROOT / "dags", connections)
+def _env(home: Path, sandbox: SandboxServer, warehouse_url: str, **instagram_extra: object) -> dict[str, str]:
+    env = airflow_env(home, ROOT / "dags", sandbox_connections(sandbox.url, warehouse_url, **instagram_extra))
     env["AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS"] = "0.5"
     return env
 
@@ -172,11 +155,8 @@ def test_faults_then_clear_and_rerun_then_rebuild_from_raw(airflow_home: Path, t
     faults = FaultPlan(rate=0.10, seed=11, retry_after_s=0.2, timeout_s=1.5)
     with SandboxServer(SandboxConfig(spec=SMALL, job_seconds=0.5, faults=faults)) as sandbox:
         dataset: Dataset = sandbox.app.state.dataset
-        env = _env(airflow_home, sandbox, url)
-        env["AIRFLOW_CONN_INSTAGRAM_API"] = json.dumps({
-            "conn_type": "http", "host": f"{sandbox.url}/v21.0", "password": "sandbox-token",
-            "extra": {"page_size": 10, "timeout": 0.5, "backoff_s": 0.05, "max_wait_s": 2, "max_attempts": 8,
-                      "max_pause_s": 0.2}})
+        env = _env(airflow_home, sandbox, url, timeout=0.5, backoff_s=0.05, max_wait_s=2, max_attempts=8,
+                   max_pause_s=0.2)
         engine = warehouse_engine(url)
         with engine.begin() as conn:
             track_entities(conn, NETWORK, dataset.profile_ids(), _now())

@@ -109,28 +109,22 @@ def _batch_jobs(network_name: str, batch: int) -> tuple[str, dict[str, Any], dat
     return run_id, params, run_time, jobs
 
 
-def extract_posts(network_name: str, batch: int) -> dict[str, int]:
+def _extract(network_name: str, batch: int, step: runner.ExtractStep) -> dict[str, int]:
     network = get_network(network_name)
     _, params, run_time, jobs = _batch_jobs(network_name, batch)
     client = network.connect(api_credentials(network.api_conn_id))
     try:
-        report = runner.extract_posts(warehouse(), network, client, jobs, _window(network_name, params, run_time),
-                                      _now)
+        return step(warehouse(), network, client, jobs, _window(network_name, params, run_time), _now).as_xcom()
     finally:
         client.close()
-    return report.as_xcom()
+
+
+def extract_posts(network_name: str, batch: int) -> dict[str, int]:
+    return _extract(network_name, batch, runner.extract_posts)
 
 
 def extract_comments(network_name: str, batch: int) -> dict[str, int]:
-    network = get_network(network_name)
-    _, params, run_time, jobs = _batch_jobs(network_name, batch)
-    client = network.connect(api_credentials(network.api_conn_id))
-    try:
-        report = runner.extract_comments(warehouse(), network, client, jobs,
-                                         _window(network_name, params, run_time), _now)
-    finally:
-        client.close()
-    return report.as_xcom()
+    return _extract(network_name, batch, runner.extract_comments)
 
 
 def normalize(network_name: str, batch: int) -> dict[str, int]:

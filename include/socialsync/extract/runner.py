@@ -74,6 +74,10 @@ class RetryLater(RuntimeError):
     """Some work hit transient errors after all in-task retries; the task should be retried."""
 
 
+ExtractStep = Callable[[Engine, NetworkSpec, NetworkClient, Sequence[bookkeeping.JobRef], ExtractWindow, Clock],
+                       ExtractReport]
+
+
 # --- posts ---------------------------------------------------------------------------------------
 
 def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,

@@ -1,0 +1,28 @@
+"""Airflow connections (as ``AIRFLOW_CONN_*`` variables) pointing at a test's sandbox and warehouse."""
+
+from __future__ import annotations
+
+import json
+
+from sqlalchemy.engine import make_url
+
+
+def warehouse_connection(url: str) -> str:
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite"):
+        return json.dumps({"conn_type": "sqlite", "host": parsed.database})
+    return json.dumps({"conn_type": "postgres", "host": parsed.host, "port": parsed.port,
+                       "login": parsed.username, "schema": parsed.database})
+
+
+def sandbox_connections(sandbox_url: str, warehouse_url: str, **instagram_extra: object) -> dict[str, str]:
+    key = {"X-Api-Key": "sandbox-key"}
+    return {
+        "AIRFLOW_CONN_INSTAGRAM_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/v21.0",
+                                                  "password": "sandbox-token",
+                                                  "extra": {"page_size": 10, **instagram_extra}}),
+        "AIRFLOW_CONN_ML_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/ml/v1", "extra": key}),
+        "AIRFLOW_CONN_VISION_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/vision/v1",
+                                               "extra": key}),
+        "AIRFLOW_CONN_SOCIALSYNC_DB": warehouse_connection(warehouse_url),
+    }
