@@ -29,7 +29,8 @@ bench: $(STAMP)
 	$(PY) bench/run.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dags plugins include tests
+	$(VENV)/bin/ruff check dags plugins include tests bench
+	$(VENV)/bin/mypy
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

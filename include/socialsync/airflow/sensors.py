@@ -52,7 +52,10 @@ class JobStatusSensor(HttpSensor):
         self.log.info("job %s is %s", self.job_id, state.status)
         return PokeReturnValue(is_done=state.finished, xcom_value={"status": state.status, "job_id": self.job_id})
 
-    def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
+    # Returns the outcome (to XCom) where HttpSensor returns nothing: load reads the job itself, but
+    # the outcome in the UI says at a glance whether the service answered.
+    def execute_complete(  # type: ignore[override]
+            self, context: Context, event: dict[str, Any] | None = None) -> dict[str, Any]:
         if not event or event.get("status") == "error":
             raise AirflowException(f"waiting for job {self.job_id} failed: {(event or {}).get('message')}")
         self.log.info("job %s: %s", self.job_id, event.get("message"))

@@ -14,7 +14,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 
 from socialsync.local.settings import airflow_env, connection_uris, load_settings, pools
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
@@ -37,7 +37,7 @@ def expected_counts(dataset: Dataset) -> dict[str, int]:
 def warehouse_counts(url: str) -> dict[str, int]:
     engine = warehouse_engine(url)
     with engine.connect() as conn:
-        def count(table: schema.Table, *where: object) -> int:
+        def count(table: schema.Table, *where: ColumnElement[bool]) -> int:
             return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
 
         out = {name: count(getattr(schema, name)) for name in ("profiles", "posts", "media", "comments")}

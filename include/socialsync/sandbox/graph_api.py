@@ -320,7 +320,7 @@ def page_indexes(newest_first: Any, parent: str, before_index: int | None, limit
 
 def walk_pages(newest_first: Any, parent: str, limit: int, before_index: int | None = None) -> list[list[int]]:
     """Every page a client walking from ``before_index`` (None: the top) gets: for exact request counts."""
-    pages = []
+    pages: list[list[int]] = []
     while True:
         taken, more = page_indexes(newest_first, parent, before_index, limit)
         if not taken:

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 
 from socialsync.storage.raw import rejects_per_job
 from socialsync.storage.schema import entity_leases, sync_batches, sync_jobs, sync_tasks, tracked_entities
+from socialsync.storage.upserts import inserted_id
 
 FINISHED = ("succeeded", "failed", "partial", "skipped")
 RESUMABLE = ("failed", "partial")
@@ -98,12 +99,12 @@ def open_jobs(
             if unfinished:
                 start["resume_after"] = unfinished
                 start["resume_full_pass"] = bool(before.cursor.get("full_pass"))
-        job_id = conn.execute(
+        job_id = inserted_id(conn.execute(
             insert(sync_jobs).values(
                 network=network, entity_id=entity_id, cursor=start, status="pending",
                 previous_job_id=previous.get(entity_id) or (before.id if before else None), started_at=now,
             )
-        ).inserted_primary_key[0]
+        ))
         job_ids.append(job_id)
         mapping.append({"network": network, "run_id": run_id, "job_id": job_id, "batch_no": index % batches})
     if mapping:
@@ -171,10 +172,10 @@ def begin_task(conn: Connection, job_id: int, kind: str, external_id: str) -> tu
         select(t.id, t.status).where(t.job_id == job_id, t.kind == kind, t.external_id == external_id)
     ).first()
     if row is None:
-        task_id = conn.execute(
+        task_id = inserted_id(conn.execute(
             insert(sync_tasks).values(job_id=job_id, kind=kind, external_id=external_id,
                                       status="running", attempts=1)
-        ).inserted_primary_key[0]
+        ))
         return task_id, "pending"
     if row.status not in ("succeeded", "skipped"):
         conn.execute(update(sync_tasks).where(t.id == row.id)

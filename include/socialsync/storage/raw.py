@@ -9,14 +9,15 @@ from sqlalchemy import Connection, Engine, func, insert, select
 
 from socialsync.networks.base import FetchedPage, RawPage
 from socialsync.storage.schema import quarantine, raw_pages
+from socialsync.storage.upserts import inserted_id
 
 
 def write_raw_page(conn: Connection, network: str, job_id: int, page: FetchedPage, now: datetime) -> int:
-    return int(conn.execute(insert(raw_pages).values(
+    return inserted_id(conn.execute(insert(raw_pages).values(
         network=network, job_id=job_id, kind=page.kind, parent_id=page.parent_id, request=page.request,
         cursor=page.cursor, next_cursor=page.next_cursor, status_code=page.status_code,
         item_count=page.item_count, payload=page.payload, fetched_at=now,
-    )).inserted_primary_key[0])
+    )))
 
 
 def raw_page_ids(conn: Connection, job_ids: Sequence[int], kinds: Sequence[str] | None = None) -> list[int]:

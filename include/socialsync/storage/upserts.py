@@ -5,11 +5,19 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, Table
+from sqlalchemy import Connection, CursorResult, Table
 from sqlalchemy.dialects import postgresql, sqlite
 
 # SQLite allows 32766 bound parameters a statement; stay well inside it for wide tables.
 _MAX_PARAMS = 30000
+
+
+def inserted_id(result: CursorResult[Any]) -> int:
+    """The primary key an ``INSERT`` just made."""
+    key = result.inserted_primary_key
+    if key is None:
+        raise RuntimeError("the insert returned no primary key")
+    return int(key[0])
 
 
 def upsert(conn: Connection, table: Table, rows: Iterable[Mapping[str, Any]]) -> int:

@@ -138,10 +138,9 @@ class InstagramClient:
 
     def usage_percent(self) -> int:
         """The highest share of any quota the last answers reported (Graph's own accounting)."""
-        values = [v for v in (self.last_usage.get("x-app-usage") or {}).values() if isinstance(v, (int, float))]
-        for entry in self._buc_entries():
-            values += [entry.get(k) for k in ("call_count", "total_cputime", "total_time")
-                       if isinstance(entry.get(k), (int, float))]
+        reports = [self.last_usage.get("x-app-usage") or {}, *self._buc_entries()]
+        values = [float(entry[k]) for entry in reports for k in ("call_count", "total_cputime", "total_time")
+                  if isinstance(entry.get(k), (int, float))]
         return int(max(values, default=0))
 
     def _regain_after_s(self) -> float | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -30,7 +31,7 @@ def post_stubs(payload: dict[str, Any]) -> list[PostStub]:
             continue
         created = parse_graph_time(item.get("timestamp"))
         count = item.get("comments_count")
-        stubs.append(PostStub(item["id"], created if not isinstance(created, str) and created else None,
+        stubs.append(PostStub(item["id"], created if isinstance(created, datetime) else None,
                               count if isinstance(count, int) else None))
     return stubs
 
