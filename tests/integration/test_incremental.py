@@ -8,10 +8,11 @@ from datetime import timedelta
 from sqlalchemy import Engine, func, select
 
 from socialsync.sandbox.dataset import Dataset
+from socialsync.sandbox.faults import FaultPlan
 from socialsync.sandbox.graph_api import walk_pages
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.storage import jobs as bookkeeping
-from socialsync.storage.schema import comments, posts, sync_jobs, sync_tasks
+from socialsync.storage.schema import comments, posts, quarantine, sync_jobs, sync_tasks
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import checksums, client_for, clock, day, open_batch, sync
 from tests.integration.truth import assert_warehouse_matches, deleted_ids
@@ -165,3 +166,38 @@ def test_two_runs_never_work_one_entity_at_once(tmp_path) -> None:  # type: igno
         bookkeeping.release_leases(conn, "instagram", [job.id for job in first])
     third = open_batch(engine, ["b"], "manual__day1-again", day(1))
     assert third[0].status == "pending"
+
+
+def test_malformed_records_are_quarantined_and_the_rest_proceeds(warehouse: Engine) -> None:
+    faults = FaultPlan(malformed_rate=0.05, seed=8)
+    with SandboxServer(SandboxConfig(spec=SMALL, faults=faults)) as sandbox:
+        dataset: Dataset = sandbox.app.state.dataset
+        sync(warehouse, client_for(sandbox), dataset.profile_ids(), "day-1", day(1))
+    broken = {dataset.post_id(p, j) for p in range(SMALL.profiles) for j in dataset.posts_newest_first(p)
+              if faults.malformed(dataset.post_id(p, j))}
+    assert broken
+    with warehouse.connect() as conn:
+        quarantined = dict(conn.execute(select(quarantine.c.record_id, quarantine.c.reason)).all())
+        loaded = set(conn.scalars(select(posts.c.post_id)))
+        statuses = dict(conn.execute(select(sync_jobs.c.entity_id, sync_jobs.c.status)).all())
+    assert set(quarantined) == broken
+    assert all("media_type" in reason and "timestamp" in reason for reason in quarantined.values())
+    truth = {dataset.post_id(p, j) for p in range(SMALL.profiles) for j in dataset.posts_newest_first(p)}
+    assert loaded == truth - broken
+    owners = {dataset.profile_id(int(post_id[4:11])) for post_id in broken}
+    assert {e for e, s in statuses.items() if s == "partial"} == owners
+    assert {e for e, s in statuses.items() if s == "succeeded"} == set(dataset.profile_ids()) - owners
+
+
+def test_posts_deleted_between_page_requests_neither_break_nor_skew_paging(sandbox: SandboxServer) -> None:
+    dataset: Dataset = sandbox.app.state.dataset
+    p = max(range(SMALL.profiles), key=dataset.post_count)
+    visible = list(dataset.posts_newest_first(p))
+    pages = client_for(sandbox, page_size=5).post_pages(dataset.profile_id(p), None)
+    first = next(pages)
+    seen = [item["id"] for item in first.payload["data"]]
+    dataset.delete_post(p, visible[2])  # already listed
+    dataset.delete_post(p, visible[7])  # on the next page, not yet listed
+    seen += [item["id"] for page in pages for item in page.payload["data"]]
+    expected = [dataset.post_id(p, j) for j in visible if j != visible[7]]
+    assert seen == expected  # nothing repeated, nothing skipped but the post that is gone

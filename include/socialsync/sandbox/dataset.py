@@ -112,6 +112,11 @@ class Dataset:
     def __init__(self, spec: DatasetSpec | None = None, epoch: int = 0) -> None:
         self.spec = spec or DatasetSpec()
         self.epoch = epoch
+        self.removed: set[tuple[int, int]] = set()  # posts deleted right now, between two page requests
+
+    def delete_post(self, p: int, j: int) -> None:
+        """Delete post ``j`` of profile ``p`` at once (as a user can, in the middle of someone's paging)."""
+        self.removed.add((p, j))
 
     def _rng(self, *key: object) -> random.Random:
         return random.Random("/".join(map(str, (self.spec.seed, *key))))
@@ -175,7 +180,7 @@ class Dataset:
         raise IndexError(f"post {j} of profile {p} does not exist at epoch {self.epoch}")
 
     def deleted_posts(self, p: int) -> frozenset[int]:
-        return self._deleted_posts(p, self.epoch)
+        return self._deleted_posts(p, self.epoch) | {j for q, j in self.removed if q == p}
 
     @lru_cache(maxsize=65536)  # noqa: B019
     def _deleted_posts(self, p: int, epoch: int) -> frozenset[int]:
