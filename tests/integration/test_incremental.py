@@ -68,6 +68,7 @@ def test_incremental_runs_cost_only_the_changes(sandbox: SandboxServer, warehous
     sync(warehouse, client, ids, "day-20", day(20), lookback=LOOKBACK)
     spent = _requests(sandbox) - before
     assert spent == Counter({"graph:node": len(ids), "graph:media": len(ids)})
+    print(f"\nno-change run, {len(ids)} profiles: {dict(spent)}")
 
     # Two days of changes: new posts, new and deleted comments, a deleted post, moved counts.
     known = _comment_counts(dataset)
@@ -77,6 +78,7 @@ def test_incremental_runs_cost_only_the_changes(sandbox: SandboxServer, warehous
     sync(warehouse, client, ids, "day-21", day(21), lookback=LOOKBACK)
     spent = _requests(sandbox) - before
     assert spent == needed, f"spent {dict(spent)}, needed {dict(needed)}"
+    print(f"after two days of changes: spent {dict(spent)} = needed")
     assert needed["graph:comments"] > 0 and needed["graph:media"] > len(ids) - 1
 
     with warehouse.connect() as conn:

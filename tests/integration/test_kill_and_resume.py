@@ -84,6 +84,7 @@ def test_sigkill_mid_extract_then_retry_loses_nothing(tmp_path) -> None:  # type
 
         pages = len(walk_pages(lambda b: dataset.posts_newest_first(0, b), profile, PAGE))
         fetched = sandbox.counters["graph:media"]
+        print(f"\nkill -9 after {stored_at_kill} committed pages; {pages} pages in all, {fetched} media requests")
         assert stored_at_kill >= KILL_AFTER and pages > stored_at_kill + 2
         assert _posts_pages(engine) == pages  # every page stored once
         assert fetched - pages <= 1, f"{fetched} media requests for {pages} pages"
