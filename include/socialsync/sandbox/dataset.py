@@ -272,9 +272,6 @@ class Dataset:
         gone = self.deleted_posts(p)
         return (j for j in range(top - 1, -1, -1) if j not in gone)
 
-    def visible_posts(self, p: int) -> list[int]:
-        return list(self.posts_newest_first(p))
-
     def _child(self, p: int, j: int, c: int) -> MediaTruth:
         cid = self.child_id(p, j, c)
         media_type = "VIDEO" if self._rng("child", p, j, c).random() < 0.2 else "IMAGE"

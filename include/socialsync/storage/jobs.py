@@ -222,12 +222,6 @@ def advance_watermark(conn: Connection, network: str, entity_id: str, synced_at:
     )
 
 
-def ensure_tracked(conn: Connection, network: str, entity_id: str, now: datetime) -> None:
-    exists = conn.scalar(select(func.count()).where(
-        and_(tracked_entities.c.network == network, tracked_entities.c.entity_id == entity_id)))
-    if not exists:
-        track_entities(conn, network, [entity_id], now)
-
 
 def close_jobs(conn: Connection, network: str, jobs: Sequence[JobRef], problems: Sequence[str],
                synced_at: datetime, now: datetime) -> dict[str, int]:
