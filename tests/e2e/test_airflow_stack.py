@@ -16,7 +16,7 @@ from socialsync.sandbox.dataset import Dataset
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.storage import schema
 from socialsync.storage.engine import warehouse_engine
-from socialsync.storage.jobs import track_entities
+from socialsync.storage.planning import track_entities
 from tests.conftest import ROOT
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import checksums, clock

@@ -12,6 +12,7 @@ from socialsync.sandbox.faults import FaultPlan
 from socialsync.sandbox.graph_api import walk_pages
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.storage import jobs as bookkeeping
+from socialsync.storage import planning
 from socialsync.storage.schema import comments, posts, quarantine, sync_jobs, sync_tasks
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import checksums, client_for, clock, day, open_batch, sync
@@ -165,7 +166,7 @@ def test_two_runs_never_work_one_entity_at_once(tmp_path) -> None:  # type: igno
     assert "scheduled__day1" in reason  # the loser says who holds the profile
     with engine.begin() as conn:
         bookkeeping.close_jobs(conn, "instagram", first, [], day(1), clock())
-        bookkeeping.release_leases(conn, "instagram", [job.id for job in first])
+        planning.release_leases(conn, "instagram", [job.id for job in first])
     third = open_batch(engine, ["b"], "manual__day1-again", day(1))
     assert third[0].status == "pending"
 

@@ -2,30 +2,30 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from socialsync.storage import jobs
+from socialsync.storage import jobs, planning
 from socialsync.storage.engine import warehouse_engine
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
 
 
 def test_batch_count_stays_bounded() -> None:
-    assert jobs.batch_count(0, 128, 25) == 0
-    assert jobs.batch_count(1, 128, 25) == 1
-    assert jobs.batch_count(26, 128, 25) == 2
-    assert jobs.batch_count(300_000, 128, 25) == 128
-    assert jobs.batch_count(10, 128, 3) == 4
+    assert planning.batch_count(0, 128, 25) == 0
+    assert planning.batch_count(1, 128, 25) == 1
+    assert planning.batch_count(26, 128, 25) == 2
+    assert planning.batch_count(300_000, 128, 25) == 128
+    assert planning.batch_count(10, 128, 3) == 4
 
 
 def test_open_jobs_deals_batches_and_replanning_links_the_previous_job(tmp_path) -> None:
     engine = warehouse_engine(f"sqlite:///{tmp_path / 'w.db'}")
     with engine.begin() as conn:
-        first = jobs.open_jobs(conn, "instagram", "run-1", ["a", "b", "c"], {}, 2, NOW)
+        first = planning.open_jobs(conn, "instagram", "run-1", ["a", "b", "c"], {}, 2, NOW)
     with engine.connect() as conn:
         batch0 = jobs.jobs_in_batch(conn, "instagram", "run-1", 0)
         batch1 = jobs.jobs_in_batch(conn, "instagram", "run-1", 1)
     assert [j.entity_id for j in batch0] == ["a", "c"] and [j.entity_id for j in batch1] == ["b"]
     with engine.begin() as conn:
-        again = jobs.open_jobs(conn, "instagram", "run-1", ["a", "b", "c"], {}, 1, NOW)
+        again = planning.open_jobs(conn, "instagram", "run-1", ["a", "b", "c"], {}, 1, NOW)
         replanned = jobs.jobs_in_batch(conn, "instagram", "run-1", 0)
         from sqlalchemy import select
 

@@ -16,6 +16,7 @@ from socialsync.enrich.items import ML, VISION, media_items, store_results, text
 from socialsync.extract import runner
 from socialsync.networks import get_network
 from socialsync.storage import jobs as bookkeeping
+from socialsync.storage import planning
 from socialsync.storage.rebuild import clear_derived
 from socialsync.transform.pipeline import normalize_jobs
 
@@ -69,28 +70,28 @@ def plan(network_name: str) -> list[int]:
     requested = SCOPE_PARTS[params["scope"]]
     engine = warehouse()
     with engine.begin() as conn:
-        replanned = bookkeeping.entities_of_run(conn, network.name, run_id)
+        replanned = planning.entities_of_run(conn, network.name, run_id)
         if params.get("entity_ids"):
             entity_ids = list(dict.fromkeys(params["entity_ids"]))
-            added = bookkeeping.track_entities(conn, network.name, entity_ids, run_time)
+            added = planning.track_entities(conn, network.name, entity_ids, run_time)
             log.info("conf names %s profile(s), %s newly tracked", len(entity_ids), added)
         elif replanned:
             entity_ids = replanned  # a cleared run does again what it did, whatever is due now
             log.info("run %s was planned before: syncing its %s profile(s) again", run_id, len(entity_ids))
         else:
             synced_before = run_time - timedelta(hours=20)  # due once a day, with slack for late runs
-            entity_ids = bookkeeping.due_entities(conn, network.name, synced_before)
+            entity_ids = planning.due_entities(conn, network.name, synced_before)
             log.info("%s tracked profile(s) are due", len(entity_ids))
         if params.get("batch_size"):
-            batches = bookkeeping.batch_count(len(entity_ids), MAX_BATCHES, int(params["batch_size"]))
+            batches = planning.batch_count(len(entity_ids), MAX_BATCHES, int(params["batch_size"]))
         else:
-            batches = bookkeeping.batch_count(len(entity_ids), MAX_BATCHES, MIN_BATCH_SIZE)
+            batches = planning.batch_count(len(entity_ids), MAX_BATCHES, MIN_BATCH_SIZE)
         cursor: dict[str, Any] = {k: params[k] for k in ("since_id", "until_id", "last_synced_at", "full_refresh")
                                   if params.get(k)}
         cursor["as_of"] = run_time.isoformat()
         now = _now()
-        job_ids = bookkeeping.open_jobs(conn, network.name, run_id, entity_ids, cursor, batches, now)
-        busy = bookkeeping.acquire_leases(conn, network.name, run_id, job_ids, entity_ids, now)
+        job_ids = planning.open_jobs(conn, network.name, run_id, entity_ids, cursor, batches, now)
+        busy = planning.acquire_leases(conn, network.name, run_id, job_ids, entity_ids, now)
         for entity_id, reason in busy.items():
             log.warning("skipping %s: %s", entity_id, reason)
         for part in sorted(requested - network.scopes):
@@ -184,7 +185,7 @@ def load(network_name: str, batch: int) -> dict[str, int]:
     with engine.begin() as conn:
         summary = bookkeeping.close_jobs(conn, network_name, jobs, problems, run_time, _now())
         stuck = bookkeeping.failed_unexpectedly(conn, [job.id for job in jobs])
-        bookkeeping.release_leases(conn, network_name, [job.id for job in jobs])
+        planning.release_leases(conn, network_name, [job.id for job in jobs])
     log.info("batch %s closed: %s", batch, summary)
     if stuck:
         # Closed in the audit trail; the task fails so that the run shows red and can be cleared.
@@ -232,7 +233,7 @@ def plan_rebuild(network_name: str) -> list[int]:
         jobs = bookkeeping.normalized_jobs(conn, network_name)
         entities = len({entity for _, entity in jobs})
         size = int(params.get("batch_size") or MIN_BATCH_SIZE)
-        batches = bookkeeping.batch_count(entities, MAX_BATCHES, size)
+        batches = planning.batch_count(entities, MAX_BATCHES, size)
         cleared = clear_derived(conn, network_name)
         if batches:
             bookkeeping.assign_rebuild_batches(conn, network_name, run_id, jobs, batches)

@@ -24,7 +24,7 @@ from socialsync.local.settings import Pool, airflow_env, connection_uris, load_s
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
 from socialsync.sandbox.server import DEFAULT_PORT
 from socialsync.storage.engine import warehouse_engine
-from socialsync.storage.jobs import track_entities
+from socialsync.storage.planning import track_entities
 
 ROOT = Path(__file__).resolve().parents[3]
 COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")

@@ -21,7 +21,7 @@ from socialsync.sandbox.dataset import Dataset, DatasetSpec
 from socialsync.sandbox.server import DEFAULT_PORT, SandboxConfig, SandboxServer
 from socialsync.storage import schema
 from socialsync.storage.engine import warehouse_engine
-from socialsync.storage.jobs import track_entities
+from socialsync.storage.planning import track_entities
 
 ROOT = Path(__file__).resolve().parents[3]
 

@@ -14,6 +14,7 @@ from sqlalchemy import Engine, select
 from socialsync.extract import runner
 from socialsync.networks.base import NetworkClient, NetworkSpec
 from socialsync.storage import jobs as bookkeeping
+from socialsync.storage import planning
 from socialsync.storage.schema import NORMALIZED_TABLES
 from socialsync.transform.pipeline import normalize_jobs
 
@@ -28,9 +29,9 @@ def open_batch(engine: Engine, network: str, entity_ids: list[str], run_id: str,
                **cursor: object) -> list[bookkeeping.JobRef]:
     """What ``plan`` does for one batch: open the jobs (continuing earlier ones) and take the leases."""
     with engine.begin() as conn:
-        ids = bookkeeping.open_jobs(conn, network, run_id, entity_ids, {"as_of": as_of.isoformat(), **cursor},
+        ids = planning.open_jobs(conn, network, run_id, entity_ids, {"as_of": as_of.isoformat(), **cursor},
                                     1, clock())
-        bookkeeping.acquire_leases(conn, network, run_id, ids, entity_ids, clock())
+        planning.acquire_leases(conn, network, run_id, ids, entity_ids, clock())
         return bookkeeping.jobs_in_batch(conn, network, run_id, 0)
 
 
@@ -50,7 +51,7 @@ def sync(engine: Engine, network: NetworkSpec, client: NetworkClient, entity_ids
     with engine.begin() as conn:
         bookkeeping.mark_normalized(conn, live, clock())
         bookkeeping.close_jobs(conn, network.name, jobs, [], as_of, clock())
-        bookkeeping.release_leases(conn, network.name, [j.id for j in jobs])
+        planning.release_leases(conn, network.name, [j.id for j in jobs])
     return {"post_pages": posts.pages, "comment_pages": comments.pages, "comment_posts": comments.comment_posts,
             "quota_stopped": int(posts.quota_stopped or comments.quota_stopped), "rows": normalized.posts
             + normalized.comments + normalized.media + normalized.profiles}

@@ -72,6 +72,8 @@ class NetworkSpec:
     post_stubs: Callable[[dict[str, Any]], list[PostStub]]
     normalize: Callable[[RawPage], NormalizedPage]
     scopes: frozenset[str] = frozenset({"profile", "posts", "comments"})
+    # What a valid profile id of this network looks like: conf ids that do not match are refused.
+    entity_id_pattern: str = r"^[A-Za-z0-9_-]{1,128}$"
     schedule: str = "@daily"
     pool: str = ""
     pool_slots: int = 4

@@ -76,6 +76,9 @@ tracked_entities = Table(
     Column("active", Boolean, nullable=False, default=True),
     Column("added_at", UtcDateTime, nullable=False),
     Column("last_synced_at", UtcDateTime),
+    # Consecutive runs in which the API said the entity does not exist; past a bound it is deactivated.
+    Column("misses", Integer, nullable=False, default=0),
+    Column("deactivated_reason", Text),
 )
 
 # --- raw: every page as received -----------------------------------------------------------------

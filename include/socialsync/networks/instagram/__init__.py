@@ -18,5 +18,6 @@ NETWORK = NetworkSpec(
     post_stubs=mapping.post_stubs,
     normalize=mapping.normalize,
     scopes=frozenset({"profile", "posts", "comments"}),
+    entity_id_pattern=r"^[0-9]{1,32}$",  # Graph ids of Instagram professional accounts are numeric
     description="Instagram Graph API: profiles, media (feed, reels, carousels) and their comments.",
 )
