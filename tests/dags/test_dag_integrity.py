@@ -11,10 +11,12 @@ import pytest
 from airflow.dag_processing.dagbag import DagBag
 from airflow.providers.http.sensors.http import HttpSensor
 from airflow.sdk import BaseHook
+from airflow.sdk.definitions.taskgroup import MappedTaskGroup
 from airflow.sdk.exceptions import ParamValidationError
 
 from socialsync.airflow import tasks
 from socialsync.airflow.sensors import JobStatusSensor
+from socialsync.extract.request import MAX_CONF_IDS
 from socialsync.networks import REGISTRY
 from tests.conftest import ROOT
 
@@ -51,31 +53,41 @@ def test_parsing_does_no_io_and_takes_under_a_second(monkeypatch: pytest.MonkeyP
     assert elapsed < 1.0, f"parsing took {elapsed:.2f}s"
 
 
-def test_the_flow_is_mapped_over_batches(dagbag: DagBag) -> None:
+def test_each_batch_runs_its_own_chain_in_a_mapped_group(dagbag: DagBag) -> None:
     dag = dagbag.dags["instagram_sync"]
     assert dag.timetable.expression in ("@daily", "0 0 * * *")
     assert dag.catchup is False
-    order = ["plan", "extract_posts", "extract_comments", "normalize", "submit_enrichment"]
+    group = "batch."
+    order = ["extract_posts", "extract_comments", "normalize", "submit_enrichment"]
+    assert "plan" in dag.get_task(group + order[0]).upstream_task_ids
     for upstream, downstream in itertools.pairwise(order):
-        assert upstream in dag.get_task(downstream).upstream_task_ids
+        assert group + upstream in dag.get_task(group + downstream).upstream_task_ids
     for task_id in ("wait_ml", "wait_vision"):
-        assert "submit_enrichment" in dag.get_task(task_id).upstream_task_ids
-        assert task_id in dag.get_task("load").upstream_task_ids
-    mapped = {t.task_id for t in dag.tasks if t.is_mapped}
-    assert mapped == set(order[1:]) | {"wait_ml", "wait_vision", "load"}
-    assert all(t.retries >= 1 for t in dag.tasks)
-    assert dag.get_task("extract_posts").pool == "instagram_api"
+        assert group + "submit_enrichment" in dag.get_task(group + task_id).upstream_task_ids
+        assert group + task_id in dag.get_task(group + "load").upstream_task_ids
+    # A mapped task group: each batch's tasks wait for that batch only, not for every batch.
+    mapped_group = dag.task_group_dict["batch"]
+    assert isinstance(mapped_group, MappedTaskGroup)
+    members = {t.task_id for t in mapped_group.iter_tasks()}
+    assert members == {group + t for t in [*order, "wait_ml", "wait_vision", "load"]}
+    # What must run although an upstream step of the batch failed.
+    for task_id in ("normalize", "load"):
+        assert dag.get_task(group + task_id).trigger_rule == "all_done"
+    summarize = dag.get_task("summarize")
+    assert summarize.trigger_rule == "all_done" and group + "load" in summarize.upstream_task_ids
+    assert all(t.execution_timeout is not None for t in dag.tasks if not t.task_id.startswith(group + "wait_"))
+    assert all(t.retries >= 1 for t in dag.tasks if t.task_id != "summarize")
+    assert dag.get_task(group + "extract_posts").pool == "instagram_api"
     assert tasks.MAX_BATCHES < MAX_MAP_LENGTH
 
 
 def test_enrichment_waits_are_deferrable_http_sensors(dagbag: DagBag) -> None:
     dag = dagbag.dags["instagram_sync"]
     for task_id, conn_id in (("wait_ml", "ml_api"), ("wait_vision", "vision_api")):
-        sensor = dag.get_task(task_id)
-        assert issubclass(sensor.operator_class, JobStatusSensor)
-        assert issubclass(sensor.operator_class, HttpSensor)
-        assert sensor.partial_kwargs["deferrable"] is True
-        assert sensor.partial_kwargs["http_conn_id"] == conn_id
+        sensor = dag.get_task(f"batch.{task_id}")
+        assert isinstance(sensor, JobStatusSensor) and isinstance(sensor, HttpSensor)
+        assert sensor.deferrable is True
+        assert sensor.http_conn_id == conn_id
 
 
 @pytest.mark.parametrize(
@@ -85,6 +97,13 @@ def test_enrichment_waits_are_deferrable_http_sensors(dagbag: DagBag) -> None:
         ({"entity_ids": "178400000000000000"}, "is not of type"),
         ({"entity_ids": ["ok", "not an id!"]}, "does not match"),
         ({"last_synced_at": "last tuesday"}, "does not match"),
+        ({"last_synced_at": "2026-13-45T99:99Z"}, "does not match"),
+        ({"last_synced_at": "2026-10-01T24:00:00Z"}, "does not match"),
+        ({"last_synced_at": "2026-10-01T00:00:00"}, "does not match"),
+        ({"entity_ids": [".."]}, "does not match"),
+        ({"entity_ids": [str(178400000000000000 + i) for i in range(MAX_CONF_IDS + 1)]}, "is too long"),
+        ({"since_id": "../x"}, "does not match"),
+        ({"max_failed_percent": 101}, "is greater than the maximum"),
         ({"full_refresh": "yes"}, "is not of type"),
     ],
 )
@@ -100,3 +119,6 @@ def test_a_good_conf_validates(dagbag: DagBag) -> None:
     params.update({"entity_ids": ["178400000000000001"], "scope": "posts",
                    "last_synced_at": "2026-10-01T00:00:00+00:00", "full_refresh": True})
     assert params.validate()["scope"] == "posts"
+    params.update({"entity_ids": [str(178400000000000000 + i) for i in range(MAX_CONF_IDS)],
+                   "last_synced_at": "2026-12-31 23:59:59.5-05:30", "max_failed_percent": 25.5})
+    assert params.validate()["max_failed_percent"] == 25.5

@@ -76,6 +76,10 @@ def test_daily_run_clear_and_conf_run_through_the_rest_api(tmp_path: Path) -> No
 
             daily = _wait("the daily run", finished_runs, logs)[0]
             assert daily["run_type"] == "scheduled"
+            # The run's outcome is its note: jobs per status, rows loaded, requests.
+            note = api.get(f"/api/v2/dags/{DAG}/dagRuns/{daily['dag_run_id']}").json()["note"] or ""
+            assert f"socialsync instagram: {SMALL.profiles} job(s): {SMALL.profiles} succeeded" in note, note
+            assert "rows loaded: " in note and "API requests: " in note
             assert_warehouse_matches(engine, dataset, enrich=True)
             before = checksums(engine)
 
@@ -103,3 +107,10 @@ def test_daily_run_clear_and_conf_run_through_the_rest_api(tmp_path: Path) -> No
                                     .order_by(schema.sync_jobs.c.id.desc()).limit(1)).one()
             assert tuple(last) == (one, "succeeded")
     engine.dispose()
+    # No component's log (api-server, scheduler, dag-processor, triggerer, every task's log) holds a
+    # credential, although the sandbox's paging links carry the token as Graph's do.
+    files = [p for p in (*logs.rglob("*"), *(tmp_path / "airflow").rglob("*.log*")) if p.is_file()]
+    assert any("extract_posts" in str(p) for p in files), "no task log was found to check"
+    for path in files:
+        text = path.read_text(errors="replace")
+        assert "sandbox-token" not in text and "sandbox-key" not in text, path

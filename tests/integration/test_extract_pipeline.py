@@ -69,6 +69,10 @@ class _CrashAfter:
     def __init__(self, client: InstagramClient, pages: int) -> None:
         self.client, self.left = client, pages
 
+    @property
+    def requests(self) -> int:
+        return self.client.requests
+
     def fetch_profile(self, entity_id: str) -> FetchedPage:
         return self.client.fetch_profile(entity_id)
 
@@ -92,7 +96,8 @@ def test_a_retried_extract_resumes_from_its_cursor(sandbox: SandboxServer, tmp_p
     p = max(range(dataset.spec.profiles), key=dataset.post_count)
     jobs = _open(engine, [dataset.profile_id(p)])
     with pytest.raises(runner.RetryLater):
-        runner.extract_posts(engine, INSTAGRAM, _CrashAfter(_client(sandbox, 5), 3), jobs, ALL, _clock)
+        runner.extract_posts(engine, INSTAGRAM, _CrashAfter(_client(sandbox, 5), 3), jobs, ALL, _clock,
+                             last_try=False)
     before = dict(sandbox.counters)
     with engine.connect() as conn:
         jobs = bookkeeping.jobs_in_batch(conn, "instagram", "run", 0)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, func, select
@@ -21,9 +22,10 @@ from socialsync.storage import schema
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.planning import track_entities
 from tests.conftest import ROOT
+from tests.hostile import HostileProxy, RequestInfo, Rule
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import checksums
-from tests.integration.truth import assert_warehouse_matches
+from tests.integration.truth import actual, assert_warehouse_matches, expected
 from tests.sandbox_connections import sandbox_connections
 
 NETWORK = "instagram"
@@ -74,8 +76,14 @@ def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbo
         with engine.begin() as conn:
             track_entities(conn, NETWORK, [*dataset.profile_ids(), GONE], _now())
         result = _airflow(_env(airflow_home, sandbox_for_dags, url), "dags", "test", "instagram_sync",
-                          "--conf", json.dumps({"batch_size": 2}))
-        assert "sandbox-token" not in result.stdout + result.stderr  # the secret never reaches a log
+                          "--conf", json.dumps({"batch_size": 2}), check=False)
+        output = result.stdout + result.stderr
+        assert "sandbox-token" not in output  # the secret never reaches a log
+        # One job of seven failed, more than the default max_failed_percent (10): the run fails, and
+        # its summary (jobs per status, rows, requests) closes the log.
+        assert "1 of 7 job(s) failed, more than the max_failed_percent of 10%" in output, output[-3000:]
+        assert "socialsync instagram: 7 job(s): 1 failed, 6 succeeded" in output
+        assert "rows loaded: " in output and "API requests: " in output
 
         assert_warehouse_matches(engine, dataset, enrich=True)
         with engine.connect() as conn:
@@ -87,9 +95,11 @@ def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbo
                                                                    schema.sync_tasks.c.status == "succeeded"))
             gone = conn.execute(select(schema.sync_jobs.c.status, schema.sync_jobs.c.error_type)
                                 .where(schema.sync_jobs.c.entity_id == GONE)).one()
+            run_ids = set(conn.scalars(select(schema.sync_jobs.c.run_id)))
         # A profile that no longer exists fails its own job, not the run.
         assert statuses == {"succeeded": SMALL.profiles, "failed": 1}
         assert tuple(gone) == ("failed", "NotFoundError")
+        assert len(run_ids) == 1 and next(iter(run_ids)).startswith("manual__")  # each job names its run
         assert batches == 4 and unsynced == 1  # 7 profiles, 2 a batch
         posts_with_comments = sum(dataset.comment_count(p, j) > 0 for p in range(SMALL.profiles)
                                   for j in range(dataset.post_count(p)))
@@ -114,7 +124,10 @@ def test_a_bad_conf_is_refused_before_anything_is_written(airflow_home: Path, sa
     env = _env(airflow_home, sandbox_for_dags, url)
     before = sum(sandbox_for_dags.counters.values())
     for conf, message in (({"scope": "everything"}, "is not one of"),
-                          ({"entity_ids": "178400000000000000"}, "is not of type 'null', 'array'")):
+                          ({"entity_ids": "178400000000000000"}, "is not of type 'null', 'array'"),
+                          ({"entity_idz": ["178400000000000001"]}, "unknown key(s) 'entity_idz'"),
+                          ({"last_synced_at": "2026-13-45T99:99Z"}, "does not match"),
+                          ({"entity_ids": [".."]}, "does not match")):
         result = _airflow(env, "dags", "test", "instagram_sync", "--conf", json.dumps(conf), check=False)
         assert result.returncode != 0
         assert message in result.stdout + result.stderr
@@ -189,3 +202,79 @@ def _now():  # type: ignore[no-untyped-def]
     from datetime import UTC, datetime
 
     return datetime.now(UTC)
+
+
+def test_a_failing_batch_leaves_the_others_loaded_and_no_credential_is_kept(airflow_home: Path,
+                                                                             tmp_path: Path) -> None:
+    """Through a hostile proxy: one batch's comments step fails for good (credentials refused, the
+    token quoted back); paging links and the ML service echo the credentials. The other batches load
+    whole, the failed batch's posts load, and neither secret is in any log, XCom or table."""
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    with SandboxServer(SandboxConfig(spec=SMALL, job_seconds=0.5)) as sandbox, HostileProxy(sandbox.url) as proxy:
+        dataset: Dataset = sandbox.app.state.dataset
+        ids = dataset.profile_ids()
+        batches = [ids[i::3] for i in range(3)]  # plan deals profiles round-robin into 3 batches of 2
+        refused = batches[1][0]
+        refused_posts = {dataset.post_id(ids.index(refused), j) for j in range(dataset.post_count(ids.index(refused)))}
+        expired = {"error": {"message": "Error validating access token: sandbox-token has expired",
+                             "type": "OAuthException", "code": 190}}
+
+        def echo(body: Any, request: RequestInfo) -> Any:  # as Graph's own paging.next links do
+            paging = body.get("paging") if isinstance(body, dict) else None
+            if isinstance(paging, dict) and paging.get("next"):
+                paging["next"] += "&access_token=sandbox-token"
+            return body
+
+        proxy.rules += [
+            Rule(match=r"^GET /v21\.0/(" + "|".join(refused_posts) + r")/comments", action="status", status=400,
+                 body=expired),
+            Rule(match=r"^GET /v21\.0/", action="rewrite", rewrite=echo),
+            Rule(match=r"^GET /ml/v1/jobs/", action="rewrite", rewrite=lambda body, _: {
+                **body, "status": "failed", "result": None, "error": {"message": "key sandbox-key is over quota"}}),
+        ]
+        env = _env(airflow_home, sandbox, url)
+        env.update(sandbox_connections(proxy.url, url))
+        env["AIRFLOW__SOCIALSYNC__RETRY_DELAY_SECONDS"] = "1"
+        env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"] = str(tmp_path / "logs")
+        engine = warehouse_engine(url)
+        with engine.begin() as conn:
+            track_entities(conn, NETWORK, ids, _now())
+        result = _airflow(env, "dags", "test", "instagram_sync", "--conf", json.dumps({"batch_size": 2}),
+                          check=False)
+        assert proxy.errors == []
+    output = result.stdout + result.stderr
+    assert "batch.extract_comments" in output
+
+    with engine.connect() as conn:
+        jobs = dict(conn.execute(select(schema.sync_jobs.c.entity_id, schema.sync_jobs.c.status)).all())
+        loaded = set(conn.scalars(select(schema.posts.c.post_id)))
+    # The refused batch's jobs are partial (comments did not finish or start); its posts loaded all the same.
+    assert {jobs[e] for e in batches[1]} == {"partial"}, jobs
+    assert refused_posts <= loaded
+    healthy = [p for p, e in enumerate(ids) if e not in batches[1]]
+    want = expected(dataset, enrich=False)
+    got = actual(engine)
+    for table in ("posts", "comments", "media"):
+        owners = {k for k, row in want[table].items() if _profile_of(dataset, table, k, row) in healthy}
+        assert owners <= got[table].keys(), f"{table}: {len(owners - got[table].keys())} missing"
+        assert all(got[table][k] == want[table][k] for k in owners)
+
+    secrets = ("sandbox-token", "sandbox-key")
+    assert not [s for s in secrets if s in output], "a credential reached the task output"
+    for path in [*(tmp_path / "logs").rglob("*"), *airflow_home.rglob("*.log")]:
+        if path.is_file():
+            assert not [s for s in secrets if s in path.read_text(errors="replace")], path
+    metadata_db = (airflow_home / "airflow.db").read_bytes()  # XCom, rendered fields, task notes
+    assert not [s for s in secrets if s.encode() in metadata_db]
+    with engine.connect() as conn:
+        for table in schema.metadata.sorted_tables:
+            for row in conn.execute(select(table)):
+                assert not [s for s in secrets if s in str(tuple(row))], table.name
+    engine.dispose()
+
+
+def _profile_of(dataset: Dataset, table: str, key: str, row: tuple) -> int:
+    post_id = key if table == "posts" else row[0]
+    found = dataset.parse_post_id(post_id)
+    assert found is not None
+    return found[0]

@@ -39,8 +39,8 @@ def test_open_jobs_deals_batches_and_replanning_links_the_previous_job(tmp_path)
 def test_due_entities_respects_the_watermark(tmp_path) -> None:
     engine = warehouse_engine(f"sqlite:///{tmp_path / 'w.db'}")
     with engine.begin() as conn:
-        assert jobs.track_entities(conn, "instagram", ["a", "b", "a"], NOW) == 2
-        assert jobs.track_entities(conn, "instagram", ["b", "c"], NOW) == 1
+        assert planning.track_entities(conn, "instagram", ["a", "b", "a"], NOW) == 2
+        assert planning.track_entities(conn, "instagram", ["b", "c"], NOW) == 1
         jobs.advance_watermark(conn, "instagram", "b", NOW)
-        assert jobs.due_entities(conn, "instagram", NOW) == ["a", "c"]
-        assert jobs.due_entities(conn, "tiktok", NOW) == []
+        assert planning.due_entities(conn, "instagram", NOW) == ["a", "c"]
+        assert planning.due_entities(conn, "tiktok", NOW) == []

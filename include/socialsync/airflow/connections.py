@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
+from typing import Any
+from urllib.parse import quote, quote_plus
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
-from airflow.sdk import BaseHook
+from airflow.sdk import BaseHook, Connection
+from airflow.sdk.log import amask_secret, mask_secret
 from sqlalchemy import Engine
 
 from socialsync.enrich.client import JobApiClient
+from socialsync.extract.secrets import MIN_SECRET_LENGTH, is_secret_name
 from socialsync.networks.base import ApiCredentials
 from socialsync.storage.engine import warehouse_engine
 
@@ -23,6 +28,71 @@ def _base_url(host: str | None, schema: str | None, port: int | None) -> str:
         netloc, slash, path = rest.partition("/")
         url = f"{scheme}://{netloc}:{port}{slash}{path}"
     return url
+
+
+def _secret_values(conn: Connection, extra: Mapping[str, Any]) -> list[str]:
+    """The password, and every extra under a credential-like name (``X-Api-Key``), nested ones too."""
+    found: list[str] = [conn.password] if conn.password else []
+
+    def walk(value: Any, secret: bool) -> None:
+        if isinstance(value, Mapping):
+            for key, inner in value.items():
+                walk(inner, secret or is_secret_name(str(key)))
+        elif isinstance(value, list):
+            for inner in value:
+                walk(inner, secret)
+        elif secret and isinstance(value, str) and value:
+            found.append(value)
+
+    walk(extra, False)
+    return list(dict.fromkeys(found))
+
+
+def _mask_forms(secrets: Iterable[str]) -> list[str]:
+    """Each secret and its URL-encoded forms, which is how a token shows up in a logged URL."""
+    forms = (form for s in secrets if len(s) >= MIN_SECRET_LENGTH for form in (s, quote(s, safe=""), quote_plus(s)))
+    return list(dict.fromkeys(forms))
+
+
+def _mask_in_core(forms: list[str]) -> None:
+    # Where airflow-core runs (scheduler with its LocalExecutor workers, dag.test(), the triggerer's
+    # supervisor), its stdlib log handlers filter with a masker of their own, separate from the SDK's.
+    try:
+        from airflow._shared.secrets_masker import mask_secret as mask_in_core
+    except ImportError:  # a worker with only the task SDK installed
+        return
+    for form in forms:
+        mask_in_core(form)
+
+
+def _masked_secrets(conn: Connection) -> list[str]:
+    secrets = _secret_values(conn, conn.extra_dejson)
+    forms = _mask_forms(secrets)
+    for form in forms:
+        mask_secret(form)
+    _mask_in_core(forms)
+    return secrets
+
+
+def connection_secrets(conn_id: str) -> list[str]:
+    """The connection's credentials, registered with Airflow's log masker in this process (and its supervisor).
+
+    Airflow masks extras only under the names it deems sensitive, with its own list; this registers
+    the values themselves, so a header like ``X-Api-Key`` is masked wherever it is configured. The
+    list is what a ``SecretScrubber`` needs to clean what the API echoes back before it is stored.
+    """
+    return _masked_secrets(BaseHook.get_connection(conn_id))
+
+
+async def aconnection_secrets(conn_id: str) -> list[str]:
+    """``connection_secrets`` for a trigger's ``run``: the sync calls cannot reach the triggerer from its loop."""
+    conn = await BaseHook.aget_connection(conn_id)
+    secrets = _secret_values(conn, await conn.aextra_dejson())
+    forms = _mask_forms(secrets)
+    for form in forms:
+        await amask_secret(form)
+    _mask_in_core(forms)
+    return secrets
 
 
 @lru_cache(maxsize=4)
@@ -42,6 +112,7 @@ def api_credentials(conn_id: str) -> ApiCredentials:
     conn = BaseHook.get_connection(conn_id)
     if not conn.host:
         raise ValueError(f"connection {conn_id!r} has no host: set it to the API's base URL")
+    _masked_secrets(conn)
     return ApiCredentials(base_url=_base_url(conn.host, conn.schema, conn.port), token=conn.password or "",
                           options=dict(conn.extra_dejson))
 
@@ -49,5 +120,6 @@ def api_credentials(conn_id: str) -> ApiCredentials:
 def job_api(conn_id: str) -> JobApiClient:
     """An ML / image job API: host = base URL; the extras are its headers (``{"X-Api-Key": ...}``)."""
     conn = BaseHook.get_connection(conn_id)
+    _masked_secrets(conn)
     headers = {str(k): str(v) for k, v in conn.extra_dejson.items()}
     return JobApiClient(_base_url(conn.host, conn.schema, conn.port), headers)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from airflow.sdk import DAG, TriggerRule, task
+from airflow.sdk import DAG, TriggerRule, task, task_group
 from airflow.sdk.configuration import conf
+from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
 from socialsync.airflow import tasks
 from socialsync.airflow.params import rebuild_params, sync_params
@@ -22,20 +23,27 @@ DOC = """
 ### {name}: daily sync
 
 `plan` picks the due profiles (or `conf.entity_ids`) and opens a `sync_jobs` row each, cut into
-batches; every later step is mapped over those batches: `extract_posts` (profile + post pages into
-`raw_pages`, cursor checkpointed per page) -> `extract_comments` (each post's comment pages) ->
-`normalize` (validate, map, upsert; bad records to `quarantine`) -> `submit_enrichment` (one ML and
-one image job per batch) -> `wait_ml` / `wait_vision` (deferred polling) -> `load` (enrichments,
-job statuses, watermarks). {description}
+batches; each batch then runs its own chain in the mapped group `batch`: `extract_posts` (profile +
+post pages into `raw_pages`, cursor checkpointed per page) -> `extract_comments` (each post's comment
+pages) -> `normalize` (validate, map, upsert, deletions and watermarks in one transaction per job;
+bad records to `quarantine`) -> `submit_enrichment` (one ML and one image job per batch) ->
+`wait_ml` / `wait_vision` (deferred polling) -> `load` (enrichments, job statuses). `summarize`
+closes what no batch closed, sets the run's note and fails the run when more jobs failed than
+`max_failed_percent`. {description}
 """
 
 
-def _ml_job(submitted: dict[str, Any]) -> str | None:
-    return submitted["ml_job_id"]
+def _timeout(option: str, minutes: float) -> timedelta:
+    return timedelta(minutes=conf.getfloat("socialsync", option, fallback=minutes))
 
 
-def _vision_job(submitted: dict[str, Any]) -> str | None:
-    return submitted["vision_job_id"]
+# Every task has a deadline (``[socialsync] *_timeout_minutes``): an upstream that trickles or stalls
+# under the per-request deadlines still cannot hold a worker slot for ever.
+PLAN_TIMEOUT = _timeout("plan_timeout_minutes", 30)
+EXTRACT_TIMEOUT = _timeout("extract_timeout_minutes", 180)
+NORMALIZE_TIMEOUT = _timeout("normalize_timeout_minutes", 60)
+LOAD_TIMEOUT = _timeout("load_timeout_minutes", 30)
+RETRY_DELAY = timedelta(seconds=conf.getfloat("socialsync", "retry_delay_seconds", fallback=30.0))
 
 
 def build_sync_dag(network: NetworkSpec) -> DAG:
@@ -43,8 +51,9 @@ def build_sync_dag(network: NetworkSpec) -> DAG:
     default_args = {
         "owner": "socialsync",
         "retries": 2,
-        "retry_delay": timedelta(seconds=30),
+        "retry_delay": RETRY_DELAY,
         "retry_exponential_backoff": True,
+        "execution_timeout": LOAD_TIMEOUT,
     }
     with DAG(
         dag_id=network.dag_id,
@@ -53,28 +62,29 @@ def build_sync_dag(network: NetworkSpec) -> DAG:
         catchup=False,
         max_active_runs=1,
         default_args=default_args,
-        params=sync_params(),
+        params=sync_params(network.entity_id_pattern),
         tags=["socialsync", name],
         doc_md=DOC.format(name=name, description=network.description),
     ) as dag:
 
-        @task(task_id="plan")
+        @task(task_id="plan", execution_timeout=PLAN_TIMEOUT)
         def plan() -> list[int]:
             return tasks.plan(name)
 
-        @task(task_id="extract_posts", pool=network.pool_name)
+        @task(task_id="extract_posts", pool=network.pool_name, execution_timeout=EXTRACT_TIMEOUT)
         def extract_posts(batch: int) -> dict[str, int]:
             return tasks.extract_posts(name, batch)
 
-        @task(task_id="extract_comments", pool=network.pool_name)
+        @task(task_id="extract_comments", pool=network.pool_name, execution_timeout=EXTRACT_TIMEOUT)
         def extract_comments(batch: int) -> dict[str, int]:
             return tasks.extract_comments(name, batch)
 
-        @task(task_id="normalize")
+        # ALL_DONE: what the extract steps fetched before one of them failed still loads.
+        @task(task_id="normalize", trigger_rule=TriggerRule.ALL_DONE, execution_timeout=NORMALIZE_TIMEOUT)
         def normalize(batch: int) -> dict[str, int]:
             return tasks.normalize(name, batch)
 
-        @task(task_id=tasks.SUBMIT_TASK_ID)
+        @task(task_id=tasks.SUBMIT_TASK_ID, multiple_outputs=True)
         def submit_enrichment(batch: int) -> dict[str, Any]:
             return tasks.submit_enrichment(name, batch)
 
@@ -83,22 +93,28 @@ def build_sync_dag(network: NetworkSpec) -> DAG:
         def load(batch: int) -> dict[str, int]:
             return tasks.load(name, batch)
 
-        batches = plan()
-        posts = extract_posts.expand(batch=batches)
-        comments = extract_comments.expand(batch=batches)
-        normalized = normalize.expand(batch=batches)
-        submitted = submit_enrichment.expand(batch=batches)
-        waits = [
-            JobStatusSensor.partial(task_id=task_id, http_conn_id=conn_id, poke_interval=ENRICH_POLL_SECONDS,
-                                    timeout=ENRICH_TIMEOUT.total_seconds(), mode="reschedule",
-                                    deferrable=True, retries=1)
-            .expand(job_id=submitted.map(pick))
-            for task_id, conn_id, pick in (("wait_ml", tasks.ML_CONN_ID, _ml_job),
-                                           ("wait_vision", tasks.VISION_CONN_ID, _vision_job))
-        ]
-        closed = load.expand(batch=batches)
-        posts >> comments >> normalized >> submitted
-        waits >> closed
+        # Each batch runs its own chain: one batch's failure never holds back another's data.
+        @task_group(group_id=tasks.BATCH_GROUP)
+        def sync_batch(batch: int) -> None:
+            normalized = normalize(batch)
+            extract_posts(batch) >> extract_comments(batch) >> normalized
+            submitted = cast(PlainXComArg, submit_enrichment(batch))  # multiple_outputs: one XCom per key
+            waits = [
+                JobStatusSensor(task_id=task_id, http_conn_id=conn_id, job_id=cast(str, submitted[key]),
+                                poke_interval=ENRICH_POLL_SECONDS, timeout=ENRICH_TIMEOUT.total_seconds(),
+                                mode="reschedule", deferrable=True, retries=1)
+                for task_id, conn_id, key in (("wait_ml", tasks.ML_CONN_ID, "ml_job_id"),
+                                              ("wait_vision", tasks.VISION_CONN_ID, "vision_job_id"))
+            ]
+            normalized >> submitted
+            waits >> load(batch)
+
+        # ALL_DONE: the run's outcome is told (and its leftovers closed) whatever its batches did.
+        @task(task_id="summarize", trigger_rule=TriggerRule.ALL_DONE, retries=0)
+        def summarize() -> dict[str, Any]:
+            return tasks.summarize(name)
+
+        sync_batch.expand(batch=plan()) >> summarize()
     return dag
 
 
@@ -121,13 +137,15 @@ def build_rebuild_dag(network: NetworkSpec) -> DAG:
         start_date=START_DATE,
         catchup=False,
         max_active_runs=1,
-        default_args={"owner": "socialsync", "retries": 1, "retry_delay": timedelta(seconds=30)},
+        default_args={"owner": "socialsync", "retries": 1, "retry_delay": timedelta(seconds=30),
+                      "execution_timeout": NORMALIZE_TIMEOUT},
         params=rebuild_params(),
         tags=["socialsync", name, "rebuild"],
         doc_md=REBUILD_DOC.format(name=name),
     ) as dag:
 
-        @task(task_id="plan")
+        # While a sync of the network runs, plan is refused and retried until it is done.
+        @task(task_id="plan", retries=24, retry_delay=timedelta(minutes=5), execution_timeout=PLAN_TIMEOUT)
         def plan() -> list[int]:
             return tasks.plan_rebuild(name)
 
@@ -135,5 +153,9 @@ def build_rebuild_dag(network: NetworkSpec) -> DAG:
         def rebuild(batch: int) -> dict[str, int]:
             return tasks.rebuild_batch(name, batch)
 
-        rebuild.expand(batch=plan())
+        @task(task_id="finish", trigger_rule=TriggerRule.ALL_DONE)
+        def finish() -> None:
+            tasks.finish_rebuild(name)
+
+        rebuild.expand(batch=plan()) >> finish()
     return dag

@@ -6,7 +6,9 @@ from typing import Any
 
 from airflow.sdk import Param
 
-ISO_DATETIME = r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})$"
+from socialsync.extract.request import ISO_DATETIME, MAX_CONF_IDS, POST_ID
+from socialsync.networks.base import NetworkSpec
+
 SCOPES = ("profile", "posts", "comments", "likes", "all")
 
 # What each scope asks extract to do; a network serves the part of it it supports.
@@ -19,14 +21,16 @@ SCOPE_PARTS: dict[str, frozenset[str]] = {
 }
 
 
-def sync_params() -> dict[str, Param]:
-    nullable_id: dict[str, Any] = {"type": ["null", "string"], "minLength": 1, "maxLength": 128}
+def sync_params(entity_id_pattern: str = NetworkSpec.entity_id_pattern) -> dict[str, Param]:
+    """The schema REST refuses with HTTP 400; ``plan`` checks the same rules (and unknown keys) again."""
+    nullable_id: dict[str, Any] = {"type": ["null", "string"], "pattern": POST_ID}
     return {
         "entity_ids": Param(
-            None, type=["null", "array"], minItems=1, maxItems=100_000, uniqueItems=True,
-            items={"type": "string", "pattern": r"^[A-Za-z0-9_.-]{1,128}$"},
+            None, type=["null", "array"], minItems=1, maxItems=MAX_CONF_IDS,
+            items={"type": "string", "pattern": entity_id_pattern},
             title="Entity ids",
-            description="Profiles to sync now (network ids). Empty: every tracked profile that is due.",
+            description=f"Profiles to sync now (network ids, at most {MAX_CONF_IDS}; longer lists go into "
+                        "tracked_entities). Empty: every tracked profile that is due.",
         ),
         "scope": Param("all", type="string", enum=list(SCOPES), title="Scope",
                        description="What to sync: profile, posts (with the profile), comments, likes or all."),
@@ -45,6 +49,9 @@ def sync_params() -> dict[str, Param]:
                         description="Submit ML and image-recognition jobs for items that lack them."),
         "batch_size": Param(None, type=["null", "integer"], minimum=1, maximum=10_000, title="Batch size",
                             description="Profiles per mapped task; empty: chosen from the number of profiles."),
+        "max_failed_percent": Param(10, type="number", minimum=0, maximum=100, title="Max failed (%)",
+                                    description="The run fails when more of its jobs failed than this "
+                                                "percentage (0: any failed job fails it)."),
     }
 
 

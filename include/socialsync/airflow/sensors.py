@@ -12,8 +12,10 @@ from airflow.providers.http.sensors.http import HttpSensor
 from airflow.sdk import Context, PokeReturnValue
 from airflow.sdk.exceptions import AirflowException
 
+from socialsync.airflow.connections import connection_secrets
 from socialsync.airflow.triggers import JobStatusTrigger
 from socialsync.enrich.client import parse_job_state
+from socialsync.extract.secrets import SecretScrubber, redirect_origin
 
 
 class JobStatusSensor(HttpSensor):
@@ -47,7 +49,18 @@ class JobStatusSensor(HttpSensor):
         )
 
     def poke(self, context: Context) -> bool | PokeReturnValue:
-        response = HttpHook(method="GET", http_conn_id=self.http_conn_id).run(self.endpoint)
+        scrub = SecretScrubber(connection_secrets(self.http_conn_id))
+        # Never follow a redirect (requests would resend the API key to wherever it points), and check
+        # the status here: the hook's own check logs the whole answer's body, which can quote the key.
+        response = HttpHook(method="GET", http_conn_id=self.http_conn_id).run(
+            self.endpoint, extra_options={"allow_redirects": False, "check_response": False})
+        if 300 <= response.status_code < 400:
+            where = redirect_origin(response.url, response.headers.get("Location"))
+            raise AirflowException(f"GET {self.endpoint}: HTTP {response.status_code} redirected to {where}, "
+                                   "not followed")
+        if not response.ok:
+            raise AirflowException(f"GET {self.endpoint}: HTTP {response.status_code} "
+                                   f"{scrub.text(response.text)[:300]}")
         state = parse_job_state(response.json())
         self.log.info("job %s is %s", self.job_id, state.status)
         return PokeReturnValue(is_done=state.finished, xcom_value={"status": state.status, "job_id": self.job_id})

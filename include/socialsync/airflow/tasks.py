@@ -7,16 +7,19 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.sdk import get_current_context
-from airflow.sdk.exceptions import AirflowException
+from airflow.sdk.configuration import conf
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from socialsync.airflow.connections import api_credentials, job_api, warehouse
 from socialsync.airflow.params import SCOPE_PARTS
+from socialsync.airflow.run_note import publish_run_note
 from socialsync.enrich.client import JobApiError
 from socialsync.enrich.items import ML, VISION, media_items, store_results, text_items
 from socialsync.extract import runner
+from socialsync.extract.request import InvalidConf, SyncRequest, parse_sync_conf
 from socialsync.networks import get_network
 from socialsync.storage import jobs as bookkeeping
-from socialsync.storage import planning
+from socialsync.storage import locks, planning
 from socialsync.storage.rebuild import clear_derived
 from socialsync.transform.pipeline import normalize_jobs
 
@@ -27,6 +30,9 @@ MIN_BATCH_SIZE = 25
 MAX_ENRICH_ITEMS = 10_000  # per batch and service; the rest waits for the next run
 ML_CONN_ID, VISION_CONN_ID = "ml_api", "vision_api"
 SUBMIT_TASK_ID = "submit_enrichment"
+BATCH_GROUP = "batch"  # the mapped task group every batch's chain runs in
+# [socialsync] options of the Airflow config (AIRFLOW__SOCIALSYNC__*): read at run time, not parse time.
+DEACTIVATE_AFTER_MISSES = conf.getint("socialsync", "deactivate_after_misses", fallback=3)
 
 
 def _utc(value: Any) -> datetime:
@@ -62,17 +68,37 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+def _plan_cursor(request: SyncRequest, run_time: datetime) -> dict[str, Any]:
+    """What every job of the run starts from: the conf's bounds (only those given) and the as-of time."""
+    cursor: dict[str, Any] = {"since_id": request.since_id, "until_id": request.until_id,
+                              "full_refresh": request.full_refresh}
+    if request.last_synced_at is not None:
+        cursor["last_synced_at"] = request.last_synced_at.isoformat()
+    return {**{k: v for k, v in cursor.items() if v}, "as_of": run_time.isoformat()}
+
+
 def plan(network_name: str) -> list[int]:
-    """Pick the profiles, open their jobs, cut batches; returns the batch numbers to map over."""
+    """Pick the profiles, open their jobs, cut batches; returns the batch numbers to map over.
+
+    The conf is checked first: Airflow lets keys that are not Params through, and a refused conf
+    must fail the run at once, with no retry, before anything is written.
+    """
     network = get_network(network_name)
-    run_id, params, run_time = _run()
-    window = _window(network_name, params, run_time)  # a malformed bound fails here, before any write
-    requested = SCOPE_PARTS[params["scope"]]
+    try:
+        request = parse_sync_conf(dict(get_current_context()["dag_run"].conf or {}), network)
+    except InvalidConf as exc:
+        raise AirflowFailException(str(exc)) from exc
+    run_id, _, run_time = _run()
+    requested = SCOPE_PARTS[request.scope]
     engine = warehouse()
     with engine.begin() as conn:
+        try:  # under the network's lock until this transaction ends: a rebuild cannot start meanwhile
+            locks.ensure_not_rebuilding(conn, network.name, _now())
+        except locks.NetworkBusy as exc:
+            raise AirflowException(str(exc)) from None  # retried: the rebuild will be done by then
         replanned = planning.entities_of_run(conn, network.name, run_id)
-        if params.get("entity_ids"):
-            entity_ids = list(dict.fromkeys(params["entity_ids"]))
+        if request.entity_ids:
+            entity_ids = request.entity_ids  # deduplicated, in the order the conf names them
             added = planning.track_entities(conn, network.name, entity_ids, run_time)
             log.info("conf names %s profile(s), %s newly tracked", len(entity_ids), added)
         elif replanned:
@@ -82,23 +108,18 @@ def plan(network_name: str) -> list[int]:
             synced_before = run_time - timedelta(hours=20)  # due once a day, with slack for late runs
             entity_ids = planning.due_entities(conn, network.name, synced_before)
             log.info("%s tracked profile(s) are due", len(entity_ids))
-        if params.get("batch_size"):
-            batches = planning.batch_count(len(entity_ids), MAX_BATCHES, int(params["batch_size"]))
-        else:
-            batches = planning.batch_count(len(entity_ids), MAX_BATCHES, MIN_BATCH_SIZE)
-        cursor: dict[str, Any] = {k: params[k] for k in ("since_id", "until_id", "last_synced_at", "full_refresh")
-                                  if params.get(k)}
-        cursor["as_of"] = run_time.isoformat()
+        batches = planning.batch_count(len(entity_ids), MAX_BATCHES, request.batch_size or MIN_BATCH_SIZE)
         now = _now()
-        job_ids = planning.open_jobs(conn, network.name, run_id, entity_ids, cursor, batches, now)
+        job_ids = planning.open_jobs(conn, network.name, run_id, entity_ids, _plan_cursor(request, run_time),
+                                     batches, now)
         busy = planning.acquire_leases(conn, network.name, run_id, job_ids, entity_ids, now)
-        for entity_id, reason in busy.items():
-            log.warning("skipping %s: %s", entity_id, reason)
-        for part in sorted(requested - network.scopes):
-            for job_id, entity_id in zip(job_ids, entity_ids, strict=True):
-                bookkeeping.record_skipped_task(conn, job_id, part, entity_id,
-                                                f"{network.name} does not expose {part}")
-    log.info("opened %s job(s) in %s batch(es); scope %s", len(job_ids), batches, sorted(window.scope))
+        if busy:
+            log.warning("skipping %s profile(s) another run holds, e.g. %s", len(busy),
+                        "; ".join(f"{e}: {reason}" for e, reason in list(busy.items())[:10]))
+        planning.record_unsupported(conn, network.name, job_ids, entity_ids, requested - network.scopes)
+        bookkeeping.open_tasks(conn, list(zip(job_ids, entity_ids, strict=True)), requested & network.scopes)
+    log.info("opened %s job(s) in %s batch(es); scope %s", len(job_ids), batches,
+             sorted(requested & network.scopes))
     return list(range(batches))
 
 
@@ -110,14 +131,23 @@ def _batch_jobs(network_name: str, batch: int) -> tuple[str, dict[str, Any], dat
     return run_id, params, run_time, jobs
 
 
+def _last_try() -> bool:
+    """Whether this try is the task's last: then transient failures close jobs instead of retrying."""
+    ti = get_current_context()["ti"]
+    return bool(ti.try_number > ti.max_tries)
+
+
 def _extract(network_name: str, batch: int, step: runner.ExtractStep) -> dict[str, int]:
     network = get_network(network_name)
     _, params, run_time, jobs = _batch_jobs(network_name, batch)
     client = network.connect(api_credentials(network.api_conn_id))
     try:
-        return step(warehouse(), network, client, jobs, _window(network_name, params, run_time), _now).as_xcom()
+        report = step(warehouse(), network, client, jobs, _window(network_name, params, run_time), _now,
+                      last_try=_last_try())
     finally:
         client.close()
+    log.info("batch %s: %s", batch, report.as_xcom())
+    return report.as_xcom()
 
 
 def extract_posts(network_name: str, batch: int) -> dict[str, int]:
@@ -129,14 +159,12 @@ def extract_comments(network_name: str, batch: int) -> dict[str, int]:
 
 
 def normalize(network_name: str, batch: int) -> dict[str, int]:
+    """Every job that fetched anything is normalized, failed ones too: what was fetched is real data,
+    and only complete passes prove deletions or move watermarks."""
     network = get_network(network_name)
     _, _, _, jobs = _batch_jobs(network_name, batch)
-    engine = warehouse()
-    live = [job for job in jobs if job.status not in ("failed", "skipped")]
-    report = normalize_jobs(engine, network, [job.id for job in live])
-    with engine.begin() as conn:
-        bookkeeping.mark_normalized(conn, live, _now())
-    return report.as_xcom()
+    live = [job.id for job in jobs if job.status != "skipped"]
+    return normalize_jobs(warehouse(), network, live, _now).as_xcom()
 
 
 def submit_enrichment(network_name: str, batch: int) -> dict[str, Any]:
@@ -166,15 +194,14 @@ def submit_enrichment(network_name: str, batch: int) -> dict[str, Any]:
 def _submitted_jobs() -> tuple[str | None, str | None]:
     """The enrichment job ids ``submit_enrichment`` returned for this batch (same map index), if any."""
     ti = get_current_context()["ti"]
-    submitted = ti.xcom_pull(task_ids=SUBMIT_TASK_ID, map_indexes=ti.map_index)
-    if not isinstance(submitted, dict):
-        return None, None
-    return submitted.get("ml_job_id"), submitted.get("vision_job_id")
+    found = [ti.xcom_pull(task_ids=f"{BATCH_GROUP}.{SUBMIT_TASK_ID}", key=key, map_indexes=ti.map_index)
+             for key in ("ml_job_id", "vision_job_id")]
+    return tuple(value if isinstance(value, str) else None for value in found)  # type: ignore[return-value]
 
 
 def load(network_name: str, batch: int) -> dict[str, int]:
-    """Store finished enrichments, close the batch's jobs and advance their watermarks."""
-    _, params, run_time, jobs = _batch_jobs(network_name, batch)
+    """Store finished enrichments and close the batch's jobs with what their sub-syncs did."""
+    _, params, _, jobs = _batch_jobs(network_name, batch)
     engine = warehouse()
     problems: list[str] = []
     if params.get("enrich", True):
@@ -183,13 +210,9 @@ def load(network_name: str, batch: int) -> dict[str, int]:
         _load_enrichment(engine, network_name, VISION, VISION_CONN_ID, vision_job_id)
         problems = _missing_enrichments(engine, network_name, jobs)
     with engine.begin() as conn:
-        summary = bookkeeping.close_jobs(conn, network_name, jobs, problems, run_time, _now())
-        stuck = bookkeeping.failed_unexpectedly(conn, [job.id for job in jobs])
+        summary = bookkeeping.close_jobs(conn, network_name, jobs, problems, _now(), DEACTIVATE_AFTER_MISSES)
         planning.release_leases(conn, network_name, [job.id for job in jobs])
     log.info("batch %s closed: %s", batch, summary)
-    if stuck:
-        # Closed in the audit trail; the task fails so that the run shows red and can be cleared.
-        raise AirflowException(f"batch {batch}: {len(stuck)} job(s) did not complete: {stuck[:10]}")
     return summary
 
 
@@ -226,10 +249,71 @@ def _missing_enrichments(engine: Any, network_name: str, jobs: list[bookkeeping.
     return problems
 
 
+def summarize(network_name: str) -> dict[str, Any]:
+    """The run's outcome where operators look: its note, the last lines of this log, and its state.
+
+    Jobs a batch could not close (its ``load`` never ran) are closed ``failed`` and every lease the
+    run holds is released. The run fails when more of its jobs failed than ``max_failed_percent``.
+    """
+    context = get_current_context()
+    run_id, params, _ = _run()
+    if context["ti"].xcom_pull(task_ids="plan") is None:
+        raise AirflowFailException("plan did not finish (a refused conf, or the warehouse was unreachable): "
+                                   "this run synced nothing; see the plan task's log")
+    with warehouse().begin() as conn:
+        leftover = bookkeeping.close_unfinished_jobs(conn, network_name, run_id, _now())
+        bookkeeping.release_run_leases(conn, network_name, run_id)
+        statuses = bookkeeping.run_statuses(conn, network_name, run_id)
+    ti = context["ti"]
+    extracted = [_xcom_sum(ti, f"{BATCH_GROUP}.{step}", "requests") for step in ("extract_posts", "extract_comments")]
+    rows = {key: _xcom_sum(ti, f"{BATCH_GROUP}.normalize", key) for key in ROW_KINDS}
+    total = sum(statuses.values())
+    summary: dict[str, Any] = {"jobs": statuses, "total_jobs": total, "rows": rows, "requests": sum(extracted),
+                               "closed_by_summary": leftover}
+    note = run_note(network_name, summary)
+    for line in note.splitlines():
+        log.info("%s", line)
+    publish_run_note(context["dag"].dag_id, run_id, note)
+    limit = float(params.get("max_failed_percent", 10.0))
+    failed = statuses.get("failed", 0)
+    if total and failed * 100 > limit * total:
+        raise AirflowFailException(f"{failed} of {total} job(s) failed, more than the "
+                                   f"max_failed_percent of {limit:g}%: see sync_jobs.error_message")
+    return summary
+
+
+ROW_KINDS = ("profiles", "posts", "media", "comments", "metrics", "rejects")
+
+
+def _xcom_sum(ti: Any, task_id: str, key: str) -> int:
+    values = ti.xcom_pull(task_ids=task_id)
+    if isinstance(values, dict):
+        values = [values]
+    return sum(int(v.get(key, 0)) for v in (values or []) if isinstance(v, dict))
+
+
+def run_note(network_name: str, summary: dict[str, Any]) -> str:
+    jobs = ", ".join(f"{count} {status}" for status, count in sorted(summary["jobs"].items())) or "no jobs"
+    rows = ", ".join(f"{count} {kind}" for kind, count in summary["rows"].items() if count) or "no rows"
+    return (f"socialsync {network_name}: {summary['total_jobs']} job(s): {jobs}\n"
+            f"rows loaded: {rows}\n"
+            f"API requests: {summary['requests']}"
+            + (f"\n{summary['closed_by_summary']} job(s) closed failed by the summary (their batch never loaded)"
+               if summary["closed_by_summary"] else ""))
+
+
 def plan_rebuild(network_name: str) -> list[int]:
-    """Clear the network's derived tables and deal its normalized jobs into batches by entity."""
+    """Take the network from its syncs, clear its derived tables, deal its normalized jobs into batches.
+
+    Refused (and retried) while a sync holds leases of the network; while the rebuild holds it, the
+    network's sync plans wait in turn, so the two never write the same tables at once.
+    """
     run_id, params, _ = _run()
     with warehouse().begin() as conn:
+        try:
+            locks.begin_rebuild(conn, network_name, run_id, _now())
+        except locks.NetworkBusy as exc:
+            raise AirflowException(str(exc)) from None  # retried: the sync will be done by then
         jobs = bookkeeping.normalized_jobs(conn, network_name)
         entities = len({entity for _, entity in jobs})
         size = int(params.get("batch_size") or MIN_BATCH_SIZE)
@@ -247,4 +331,11 @@ def rebuild_batch(network_name: str, batch: int) -> dict[str, int]:
     run_id, _, _ = _run()
     with warehouse().connect() as conn:
         jobs = bookkeeping.jobs_in_batch(conn, network_name, run_id, batch)
-    return normalize_jobs(warehouse(), get_network(network_name), [job.id for job in jobs]).as_xcom()
+    return normalize_jobs(warehouse(), get_network(network_name), [job.id for job in jobs], _now).as_xcom()
+
+
+def finish_rebuild(network_name: str) -> None:
+    """Give the network back to its syncs, however the rebuild ended."""
+    run_id, _, _ = _run()
+    with warehouse().begin() as conn:
+        locks.end_rebuild(conn, network_name, run_id)

@@ -15,7 +15,9 @@ from typing import Any
 from airflow.providers.http.hooks.http import HttpAsyncHook
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from socialsync.airflow.connections import aconnection_secrets
 from socialsync.enrich.client import JobApiError, parse_job_state
+from socialsync.extract.secrets import SecretScrubber, redirect_origin
 
 
 class JobStatusTrigger(BaseTrigger):
@@ -39,17 +41,24 @@ class JobStatusTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         hook = HttpAsyncHook(method="GET", http_conn_id=self.http_conn_id, retry_limit=1)
+        scrub: SecretScrubber | None = None
         errors = 0
         while True:
             try:
+                if scrub is None:
+                    # The triggerer is a process of its own: its masker (and its supervisor's) learns
+                    # the key here, once, before a request could fail with it in the message.
+                    scrub = SecretScrubber(await aconnection_secrets(self.http_conn_id))
                 status = await self._poll(hook)
                 errors = 0
             except (JobApiError, OSError, ValueError, Exception) as exc:
                 errors += 1
-                self.log.warning("polling job %s failed (%s in a row): %s", self.job_id, errors, exc)
+                # An upstream's error can quote the key it was sent; the event lands in the metadata DB.
+                failure = (scrub or SecretScrubber()).text(str(exc) or type(exc).__name__)
+                self.log.warning("polling job %s failed (%s in a row): %s", self.job_id, errors, failure)
                 if errors >= self.max_consecutive_errors:
                     yield TriggerEvent({"status": "error", "job_id": self.job_id,
-                                        "message": f"{errors} failed polls in a row, last: {exc}"})
+                                        "message": f"{errors} failed polls in a row, last: {failure}"})
                     return
                 status = None
             if status in ("done", "failed"):
@@ -63,7 +72,13 @@ class JobStatusTrigger(BaseTrigger):
 
     async def _poll(self, hook: HttpAsyncHook) -> str:
         async with hook.session() as http:
-            response = await http.run(endpoint=f"jobs/{self.job_id}")
+            # Never follow a redirect: aiohttp would resend the connection's headers (the API key) to
+            # wherever it points. This overrides an ``allow_redirects`` in the connection's extras.
+            response = await http.run(endpoint=f"jobs/{self.job_id}", extra_options={"allow_redirects": False})
+            if 300 <= response.status < 400:
+                where = redirect_origin(str(response.url), response.headers.get("Location"))
+                raise JobApiError(f"GET jobs/{self.job_id}: HTTP {response.status} redirected to {where}, "
+                                  "not followed")
             body = await response.json(content_type=None)
         state = parse_job_state(body)
         self.log.info("job %s is %s", self.job_id, state.status)

@@ -7,6 +7,8 @@ from typing import Any, Literal
 import httpx
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from socialsync.extract.secrets import SecretScrubber, redirect_origin
+
 JobStatus = Literal["pending", "processing", "done", "failed"]
 FINAL: frozenset[str] = frozenset({"done", "failed"})
 
@@ -44,8 +46,10 @@ class JobApiClient:
 
     def __init__(self, base_url: str, headers: dict[str, str], timeout: float = 30.0,
                  transport: httpx.BaseTransport | None = None) -> None:
+        # Never follow a redirect: httpx would resend the API key to wherever the answer points.
         self._http = httpx.Client(base_url=base_url.rstrip("/") + "/", headers=headers, timeout=timeout,
-                                  transport=transport)
+                                  transport=transport, follow_redirects=False)
+        self._scrub = SecretScrubber(headers.values())
 
     def close(self) -> None:
         self._http.close()
@@ -64,10 +68,16 @@ class JobApiClient:
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
-            raise JobApiError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
+            # Not chained: the cause's own text would be printed unscrubbed under the traceback.
+            raise JobApiError(self._scrub.text(f"{method} {path}: {type(exc).__name__}: {exc}")) from None
+        if 300 <= response.status_code < 400:
+            where = redirect_origin(str(response.url), response.headers.get("location"))
+            raise JobApiError(f"{method} {path}: HTTP {response.status_code} redirected to {where}, not followed")
         if not response.is_success:
-            raise JobApiError(f"{method} {path}: HTTP {response.status_code} {response.text[:300]}")
+            # Scrubbed before it is cut: a cut through a secret would leave a prefix no pattern matches.
+            raise JobApiError(f"{method} {path}: HTTP {response.status_code} {self._scrub.text(response.text)[:300]}")
         try:
-            return response.json()
+            # What the service sends back (a job's error, a result) is scrubbed before anyone logs or stores it.
+            return self._scrub.json(response.json())
         except ValueError as exc:
             raise JobApiError(f"{method} {path}: the answer is not JSON") from exc

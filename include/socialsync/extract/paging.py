@@ -1,8 +1,11 @@
-"""Paginators: small stateful objects that read where the next page starts from each answer."""
+"""Paginators read where the next page starts from each answer; the guard proves paging progresses."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
+
+from socialsync.networks.base import FetchedPage, PageAnomaly
 
 
 class Paginator(Protocol):
@@ -20,6 +23,9 @@ class GraphCursorPaginator:
     """Graph API cursors: ``paging.cursors.after`` leads on; the last page has no ``paging.next``.
 
     A page may hold fewer items than asked for while more remain, so only ``next`` ends paging.
+    An answer that cannot be a page (``data`` missing or not a list, no items but a ``next``, a
+    ``next`` without a cursor, a cursor that did not move) raises ``PageAnomaly``: taking it for
+    the last page would end a pass early and let it prove deletions it never saw.
     """
 
     param = "after"
@@ -29,10 +35,23 @@ class GraphCursorPaginator:
         self._has_next = True
 
     def update_state(self, body: dict[str, Any]) -> None:
-        paging = body.get("paging") or {}
-        after = (paging.get("cursors") or {}).get("after")
-        self._has_next = bool(paging.get("next")) and bool(body.get("data")) and bool(after)
-        self.cursor = after if self._has_next else None
+        data = body.get("data")
+        if not isinstance(data, list):
+            raise PageAnomaly(f"not a page: `data` is {'missing' if 'data' not in body else type(data).__name__}")
+        paging = body.get("paging")
+        paging = paging if isinstance(paging, dict) else {}
+        cursors = paging.get("cursors")
+        after = cursors.get("after") if isinstance(cursors, dict) else None
+        if not paging.get("next"):
+            self._has_next, self.cursor = False, None
+            return
+        if not data:
+            raise PageAnomaly("an empty page with a `next` link")
+        if not isinstance(after, str) or not after:
+            raise PageAnomaly("a `next` link without an `after` cursor")
+        if after == self.cursor:
+            raise PageAnomaly("the cursor did not move")
+        self._has_next, self.cursor = True, after
 
     def update_request(self, params: dict[str, Any]) -> None:
         if self.cursor:
@@ -41,3 +60,46 @@ class GraphCursorPaginator:
     @property
     def has_next_page(self) -> bool:
         return self._has_next
+
+
+class PassGuard:
+    """Watches one pass over an entity's pages and stops it when paging cannot be trusted.
+
+    A cursor seen before in the pass (a cycle), or more pages or distinct items than the entity's
+    own count can explain, is an anomaly: an upstream that keeps answering would otherwise be
+    paged for ever. ``expected`` is the count the API reported (a profile's posts, a post's
+    comments); ``None`` leaves only the cycle check and the hard page cap.
+    """
+
+    HARD_PAGE_CAP = 1_000_000
+
+    def __init__(self, what: str, start: str | None, expected: int | None, slack: float = 0.1,
+                 extra: int = 50) -> None:
+        self.what = what
+        self.pages = 0
+        self._seen_cursors: set[str] = {start} if start else set()
+        self._items: set[str] = set()
+        allowance = None if expected is None else int(max(expected, 0) * (1 + slack)) + extra
+        # Every page but the last holds at least one item, so pages are bounded by items too.
+        self.max_items = allowance
+        self.max_pages = self.HARD_PAGE_CAP if allowance is None else allowance + 1
+
+    def check(self, page: FetchedPage) -> None:
+        self.pages += 1
+        self._items.update(page.item_ids)
+        if page.next_cursor is not None:
+            if page.next_cursor in self._seen_cursors:
+                raise PageAnomaly(f"{self.what}: cursor repeated after {self.pages} page(s)")
+            self._seen_cursors.add(page.next_cursor)
+        if self.pages > self.max_pages:
+            raise PageAnomaly(f"{self.what}: {self.pages} pages, more than its count can explain "
+                              f"(at most {self.max_pages})")
+        if self.max_items is not None and len(self._items) > self.max_items:
+            raise PageAnomaly(f"{self.what}: {len(self._items)} distinct items, more than its count "
+                              f"can explain (at most {self.max_items})")
+
+    def watch(self, pages: Iterable[FetchedPage]) -> Iterator[FetchedPage]:
+        """Yield ``pages`` while they can be trusted; raise ``PageAnomaly`` before the first that cannot."""
+        for page in pages:
+            self.check(page)
+            yield page

@@ -12,23 +12,25 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
+from socialsync.extract.paging import PassGuard
 from socialsync.networks.base import (
     ApiError,
     AuthError,
     CursorExpiredError,
-    FetchedPage,
     NetworkClient,
     NetworkSpec,
+    PageAnomaly,
     PostStub,
     ThrottledError,
 )
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage.raw import last_cursor, raw_page_ids, read_raw_pages, write_raw_page
-from socialsync.storage.state import comment_debt, comment_watermarks, known_posts, set_comment_watermark
+from socialsync.storage.schema import profiles
+from socialsync.storage.state import comment_debt, comment_watermarks, known_posts
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -58,50 +60,68 @@ class ExtractReport:
     jobs: int = 0
     pages: int = 0
     items: int = 0
+    requests: int = 0
     failed_jobs: int = 0
+    anomalies: int = 0
     comment_posts: int = 0
     comment_posts_skipped: int = 0
     quota_stopped: bool = False
     retry_later: list[str] = field(default_factory=list)
 
     def as_xcom(self) -> dict[str, int]:
-        return {"jobs": self.jobs, "pages": self.pages, "items": self.items, "failed_jobs": self.failed_jobs,
-                "comment_posts": self.comment_posts, "comment_posts_skipped": self.comment_posts_skipped,
-                "quota_stopped": int(self.quota_stopped)}
+        return {"jobs": self.jobs, "pages": self.pages, "items": self.items, "requests": self.requests,
+                "failed_jobs": self.failed_jobs, "anomalies": self.anomalies, "comment_posts": self.comment_posts,
+                "comment_posts_skipped": self.comment_posts_skipped, "quota_stopped": int(self.quota_stopped)}
 
 
 class RetryLater(RuntimeError):
     """Some work hit transient errors after all in-task retries; the task should be retried."""
 
 
-ExtractStep = Callable[[Engine, NetworkSpec, NetworkClient, Sequence[bookkeeping.JobRef], ExtractWindow, Clock],
-                       ExtractReport]
+class ExtractStep(Protocol):
+    def __call__(self, engine: Engine, network: NetworkSpec, client: NetworkClient,
+                 jobs: Sequence[bookkeeping.JobRef], window: ExtractWindow, clock: Clock, *,
+                 last_try: bool = True) -> ExtractReport: ...
+
+
+def _error_text(exc: BaseException) -> str:
+    return str(exc)[:2000]
 
 
 # --- posts ---------------------------------------------------------------------------------------
 
 def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
-                  jobs: Sequence[bookkeeping.JobRef], window: ExtractWindow, clock: Clock) -> ExtractReport:
-    """The profile and every wanted post page of each job's entity, page by page into raw."""
+                  jobs: Sequence[bookkeeping.JobRef], window: ExtractWindow, clock: Clock, *,
+                  last_try: bool = True) -> ExtractReport:
+    """The profile and every wanted post page of each job's entity, page by page into raw.
+
+    One profile's bad answer fails that profile's job, never its neighbours'. Transient failures
+    that outlast the in-task retries make the task retry (only the unfinished work), unless this
+    is the task's last try: then those jobs end ``failed`` with the reason, to resume next run.
+    """
     report = ExtractReport()
-    for index, job in enumerate(jobs):
-        if job.status in bookkeeping.FINISHED:
-            continue
-        report.jobs += 1
-        with engine.begin() as conn:
-            bookkeeping.set_job_status(conn, job.id, "running")
-        try:
-            if "profile" in window.scope:
-                _profile(engine, network, client, job, report, clock)
-            if "posts" in window.scope:
-                _posts(engine, network, client, job, window, report, clock)
-        except AuthError:
-            raise  # the connection is wrong: every job would fail the same way
-        except ThrottledError as exc:
-            _quota_stop(engine, jobs[index:], exc, report, clock)
-            break
-        except ApiError as exc:
-            _job_failed(engine, job, exc, report, clock)
+    requests_before = client.requests
+    try:
+        for index, job in enumerate(jobs):
+            if job.status in bookkeeping.FINISHED:
+                continue
+            report.jobs += 1
+            with engine.begin() as conn:
+                bookkeeping.set_job_status(conn, job.id, "running")
+            try:
+                if "profile" in window.scope:
+                    _profile(engine, network, client, job, report, clock)
+                if "posts" in window.scope:
+                    _posts(engine, network, client, job, window, report, clock)
+            except AuthError:
+                raise  # the connection is wrong: every job would fail the same way
+            except ThrottledError as exc:
+                _quota_stop(engine, jobs[index:], exc, report, clock)
+                break
+            except ApiError as exc:
+                _job_failed(engine, job, exc, report, clock, last_try)
+    finally:
+        report.requests = client.requests - requests_before
     if report.retry_later:
         raise RetryLater(f"{len(report.retry_later)} job(s) hit transient errors: {report.retry_later[:5]}")
     return report
@@ -117,20 +137,20 @@ def _quota_stop(engine: Engine, jobs: Sequence[bookkeeping.JobRef], exc: ApiErro
             if job.status in bookkeeping.FINISHED:
                 continue
             bookkeeping.set_job_status(conn, job.id, "partial", error_type="QuotaExhausted",
-                                       error_message=str(exc)[:2000], finished_at=clock())
+                                       error_message=_error_text(exc), finished_at=clock())
 
 
 def _job_failed(engine: Engine, job: bookkeeping.JobRef, exc: ApiError, report: ExtractReport,
-                clock: Clock) -> None:
+                clock: Clock, last_try: bool) -> None:
     log.warning("job %s (entity %s) failed: %s", job.id, job.entity_id, exc)
     with engine.begin() as conn:
-        if exc.retryable:
+        if exc.retryable and not last_try:
             bookkeeping.set_job_status(conn, job.id, "running", error_type=exc.error_type,
-                                       error_message=str(exc)[:2000])
+                                       error_message=_error_text(exc))
             report.retry_later.append(job.entity_id)
         else:
             bookkeeping.set_job_status(conn, job.id, "failed", error_type=exc.error_type,
-                                       error_message=str(exc)[:2000], finished_at=clock())
+                                       error_message=_error_text(exc), finished_at=clock())
             report.failed_jobs += 1
 
 
@@ -151,32 +171,60 @@ def _profile(engine: Engine, network: NetworkSpec, client: NetworkClient, job: b
 
 def _posts(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
            window: ExtractWindow, report: ExtractReport, clock: Clock) -> None:
-    """At most two passes: finish the pass a previous job left (``resume_after``), then from the top."""
+    """At most two passes: finish the pass a previous job left (``resume_after``), then from the top.
+
+    An anomaly ends the sub-sync ``partial`` where it stands: the cursor of the last page that
+    could be trusted stays on the job, so the next run resumes there, and nothing is proven gone.
+    """
     with engine.begin() as conn:
         task_id, before = bookkeeping.begin_task(conn, job.id, "posts", job.entity_id)
         cursor = bookkeeping.job_cursor(conn, job.id)
     if before == "succeeded":
         return
-    if cursor.get("resume_after"):
-        try:
-            _pass(engine, network, client, job, window, cursor, "resume_after", report, clock,
-                  full=bool(cursor.get("resume_full_pass")))
-        except CursorExpiredError:
-            log.warning("entity %s: the cursor left by job %s expired; a full pass replaces it",
-                        job.entity_id, job.id)
-            cursor["full_pass"] = True
-        cursor.pop("resume_after", None)
-        _save_cursor(engine, job.id, cursor)
-    if not cursor.get("top_done"):
-        try:
-            _pass(engine, network, client, job, window, cursor, "posts_after", report, clock,
-                  full=bool(cursor.get("full_pass")))
-        except CursorExpiredError:
-            log.warning("entity %s: cursor expired mid-pass, starting again from the top", job.entity_id)
-            cursor.update(posts_after=None, from_top=False)
-            _pass(engine, network, client, job, window, cursor, "posts_after", report, clock, full=True)
+    expected = _expected_posts(engine, network, job)
+    try:
+        if cursor.get("resume_after"):
+            try:
+                _pass(engine, network, client, job, window, cursor, "resume_after", report, clock,
+                      full=bool(cursor.get("resume_full_pass")), expected=expected)
+            except CursorExpiredError:
+                log.warning("entity %s: the cursor left by job %s expired; a full pass replaces it",
+                            job.entity_id, job.id)
+                cursor["full_pass"] = True
+            cursor.pop("resume_after", None)
+            _save_cursor(engine, job.id, cursor)
+        if not cursor.get("top_done"):
+            try:
+                _pass(engine, network, client, job, window, cursor, "posts_after", report, clock,
+                      full=bool(cursor.get("full_pass")), expected=expected)
+            except CursorExpiredError:
+                log.warning("entity %s: cursor expired mid-pass, starting again from the top", job.entity_id)
+                cursor.update(posts_after=None, from_top=False)
+                _pass(engine, network, client, job, window, cursor, "posts_after", report, clock, full=True,
+                      expected=expected)
+    except PageAnomaly as exc:
+        log.warning("entity %s: posts pass stopped by an anomaly, the job ends partial: %s", job.entity_id, exc)
+        report.anomalies += 1
+        with engine.begin() as conn:
+            bookkeeping.finish_task(conn, task_id, "partial", None, error=_error_text(exc))
+            bookkeeping.set_job_status(conn, job.id, "running", error_type=exc.error_type,
+                                       error_message=_error_text(exc))
+        return
     with engine.begin() as conn:
         bookkeeping.finish_task(conn, task_id, "succeeded", clock())
+
+
+def _expected_posts(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef) -> int | None:
+    """The posts count the API reported for the entity: this job's profile page, else the last one loaded."""
+    with engine.connect() as conn:
+        page_ids = raw_page_ids(conn, [job.id], kinds=["profile"])
+        stored = conn.scalar(select(profiles.c.posts_count).where(profiles.c.network == network.name,
+                                                                  profiles.c.profile_id == job.entity_id))
+    for page in read_raw_pages(engine, page_ids[-1:]):
+        for profile in network.normalize(page).profiles:
+            if profile.posts_count is not None:
+                return profile.posts_count
+    return int(stored) if stored is not None else None
 
 
 def _save_cursor(engine: Engine, job_id: int, cursor: dict[str, Any]) -> None:
@@ -186,12 +234,13 @@ def _save_cursor(engine: Engine, job_id: int, cursor: dict[str, Any]) -> None:
 
 def _pass(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
           window: ExtractWindow, cursor: dict[str, Any], key: str, report: ExtractReport, clock: Clock,
-          full: bool) -> None:
+          full: bool, expected: int | None) -> None:
     start = cursor.get(key)
     if key == "posts_after" and start is None:
         cursor["from_top"] = True
     pages = 0
-    for page in client.post_pages(job.entity_id, start):
+    guard = PassGuard(f"posts of {job.entity_id}", start, expected)
+    for page in guard.watch(client.post_pages(job.entity_id, start)):
         stop = _stop_paging(engine, network, network.post_stubs(page.payload), window, full)
         cursor[key] = None if stop else page.next_cursor
         finished = stop or page.next_cursor is None
@@ -231,38 +280,60 @@ def _stop_paging(engine: Engine, network: NetworkSpec, stubs: Sequence[PostStub]
 # --- comments ------------------------------------------------------------------------------------
 
 def extract_comments(engine: Engine, network: NetworkSpec, client: NetworkClient,
-                     jobs: Sequence[bookkeeping.JobRef], window: ExtractWindow, clock: Clock) -> ExtractReport:
+                     jobs: Sequence[bookkeeping.JobRef], window: ExtractWindow, clock: Clock, *,
+                     last_try: bool = True) -> ExtractReport:
     """The comments of each post listed by the jobs that needs them, one post at a time."""
     report = ExtractReport()
     if "comments" not in window.scope:
         return report
-    for index, job in enumerate(jobs):
-        if job.status in ("failed", "succeeded", "skipped"):
-            continue
-        report.jobs += 1
-        try:
-            listed: set[str] = set()
-            for stub in _listed_posts(engine, network, job):
-                listed.add(stub.post_id)
-                if _in_bounds(stub, window):
-                    _comments_if_needed(engine, network, client, job, stub, window, report, clock)
-            with engine.connect() as conn:
-                debt = [s for s in comment_debt(conn, network.name, job.entity_id) if s.post_id not in listed]
-            if debt:
-                log.info("entity %s: %s post(s) still owe their comments from earlier runs", job.entity_id,
-                         len(debt))
-            for stub in debt:
-                if _in_bounds(stub, window):
-                    _comments_if_needed(engine, network, client, job, stub, window, report, clock)
-        except AuthError:
-            raise
-        except ThrottledError as exc:
-            _quota_stop(engine, jobs[index:], exc, report, clock)
-            break
+    requests_before = client.requests
+    try:
+        for index, job in enumerate(jobs):
+            if job.status in ("failed", "succeeded", "skipped"):
+                continue
+            report.jobs += 1
+            try:
+                _comments_of_job(engine, network, client, job, window, report, clock, last_try)
+            except AuthError:
+                raise
+            except ThrottledError as exc:
+                _quota_stop(engine, jobs[index:], exc, report, clock)
+                break
+    finally:
+        report.requests = client.requests - requests_before
     if report.retry_later:
         raise RetryLater(f"comments of {len(report.retry_later)} post(s) hit transient errors: "
                          f"{report.retry_later[:5]}")
     return report
+
+
+def _comments_of_job(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
+                     window: ExtractWindow, report: ExtractReport, clock: Clock, last_try: bool) -> None:
+    """Every comment thread the job owes; its own ``comment_threads`` sub-sync ends ``succeeded`` only
+    when the walk got to the end (the per-post sub-syncs say how each thread went)."""
+    with engine.begin() as conn:
+        walk_id, before = bookkeeping.begin_task(conn, job.id, bookkeeping.COMMENT_THREADS, job.entity_id)
+    if before == "succeeded":
+        return
+    _walk_comment_threads(engine, network, client, job, window, report, clock, last_try)
+    with engine.begin() as conn:
+        bookkeeping.finish_task(conn, walk_id, "succeeded", clock())
+
+
+def _walk_comment_threads(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
+                          window: ExtractWindow, report: ExtractReport, clock: Clock, last_try: bool) -> None:
+    listed: set[str] = set()
+    for stub in _listed_posts(engine, network, job):
+        listed.add(stub.post_id)
+        if _in_bounds(stub, window):
+            _comments_if_needed(engine, network, client, job, stub, window, report, clock, last_try)
+    with engine.connect() as conn:
+        debt = [s for s in comment_debt(conn, network.name, job.entity_id) if s.post_id not in listed]
+    if debt:
+        log.info("entity %s: %s post(s) still owe their comments from earlier runs", job.entity_id, len(debt))
+    for stub in debt:
+        if _in_bounds(stub, window):
+            _comments_if_needed(engine, network, client, job, stub, window, report, clock, last_try)
 
 
 def _in_bounds(stub: PostStub, window: ExtractWindow) -> bool:
@@ -285,7 +356,8 @@ def _listed_posts(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef)
 
 
 def _comments_if_needed(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                        stub: PostStub, window: ExtractWindow, report: ExtractReport, clock: Clock) -> None:
+                        stub: PostStub, window: ExtractWindow, report: ExtractReport, clock: Clock,
+                        last_try: bool) -> None:
     with engine.connect() as conn:
         synced = comment_watermarks(conn, network.name, [stub.post_id]).get(stub.post_id)
     recent = stub.created_at is not None and stub.created_at >= window.recent_since
@@ -298,11 +370,13 @@ def _comments_if_needed(engine: Engine, network: NetworkSpec, client: NetworkCli
         report.comment_posts_skipped += 1
         return
     report.comment_posts += 1
-    _comments_of_post(engine, network, client, job, stub, report, clock)
+    _comments_of_post(engine, network, client, job, stub, report, clock, last_try)
 
 
 def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                      stub: PostStub, report: ExtractReport, clock: Clock) -> None:
+                      stub: PostStub, report: ExtractReport, clock: Clock, last_try: bool) -> None:
+    """A post's comment pages into raw. What the pass saw is recorded on its sub-sync; the post's
+    watermark moves only when normalize loads these comments, in the same transaction."""
     post_id = stub.post_id
     with engine.begin() as conn:
         task_id, before = bookkeeping.begin_task(conn, job.id, "comments", post_id)
@@ -311,27 +385,31 @@ def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClien
         return
     try:
         if not (started and cursor is None):  # else the last page landed but the task was not closed
-            _comment_pages(engine, network, client, job, post_id, cursor, report, clock)
+            _comment_pages(engine, network, client, job, stub, cursor, report, clock)
         with engine.begin() as conn:
-            bookkeeping.finish_task(conn, task_id, "succeeded", clock())
-            set_comment_watermark(conn, network.name, post_id, stub.comments_count, clock())
+            bookkeeping.finish_task(conn, task_id, "succeeded", clock(), seen={"comments_count": stub.comments_count})
     except (AuthError, ThrottledError):
         with engine.begin() as conn:
             bookkeeping.finish_task(conn, task_id, "failed", None, error="stopped: quota or credentials")
         raise
+    except PageAnomaly as exc:
+        log.warning("post %s: comments pass stopped by an anomaly: %s", post_id, exc)
+        report.anomalies += 1
+        with engine.begin() as conn:
+            bookkeeping.finish_task(conn, task_id, "partial", None, error=_error_text(exc))
     except ApiError as exc:
         log.warning("post %s: comments failed: %s", post_id, exc)
         with engine.begin() as conn:
-            bookkeeping.finish_task(conn, task_id, "failed", None, error=str(exc)[:2000])
-        if exc.retryable:
+            bookkeeping.finish_task(conn, task_id, "failed", None, error=_error_text(exc))
+        if exc.retryable and not last_try:
             report.retry_later.append(post_id)
 
 
 def _comment_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                   post_id: str, cursor: str | None, report: ExtractReport, clock: Clock) -> None:
+                   stub: PostStub, cursor: str | None, report: ExtractReport, clock: Clock) -> None:
+    guard = PassGuard(f"comments of post {stub.post_id}", cursor, stub.comments_count)
     try:
-        pages: Iterator[FetchedPage] = client.comment_pages(post_id, cursor)
-        for page in pages:
+        for page in guard.watch(client.comment_pages(stub.post_id, cursor)):
             with engine.begin() as conn:  # the raw page is the checkpoint: it holds the next cursor
                 write_raw_page(conn, network.name, job.id, page, clock())
             report.pages += 1
@@ -339,5 +417,5 @@ def _comment_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, 
     except CursorExpiredError:
         if cursor is None:
             raise
-        log.warning("post %s: comment cursor expired, fetching its comments again from the top", post_id)
-        _comment_pages(engine, network, client, job, post_id, None, report, clock)
+        log.warning("post %s: comment cursor expired, fetching its comments again from the top", stub.post_id)
+        _comment_pages(engine, network, client, job, stub, None, report, clock)

@@ -8,6 +8,7 @@ connections and pools of ``airflow_settings.yaml``; Ctrl-C stops them all.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import signal
 import subprocess
@@ -41,6 +42,9 @@ def api_env(env: dict[str, str], api_port: int) -> dict[str, str]:
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
+        # Where a run's summary task writes the run's note (every local user is an admin).
+        "AIRFLOW_CONN_AIRFLOW_API": json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{api_port}",
+                                                "login": "admin", "password": "admin"}),
     }
 
 

@@ -32,6 +32,7 @@ def open_batch(engine: Engine, network: str, entity_ids: list[str], run_id: str,
         ids = planning.open_jobs(conn, network, run_id, entity_ids, {"as_of": as_of.isoformat(), **cursor},
                                     1, clock())
         planning.acquire_leases(conn, network, run_id, ids, entity_ids, clock())
+        bookkeeping.open_tasks(conn, list(zip(ids, entity_ids, strict=True)), SCOPE)
         return bookkeeping.jobs_in_batch(conn, network, run_id, 0)
 
 
@@ -46,11 +47,10 @@ def sync(engine: Engine, network: NetworkSpec, client: NetworkClient, entity_ids
     jobs = _reload(engine, network.name, run_id)
     comments = runner.extract_comments(engine, network, client, jobs, settings, clock)
     jobs = _reload(engine, network.name, run_id)
-    live = [j for j in jobs if j.status not in ("failed", "skipped")]
-    normalized = normalize_jobs(engine, network, [j.id for j in live])
+    live = [j for j in jobs if j.status != "skipped"]
+    normalized = normalize_jobs(engine, network, [j.id for j in live], clock)
     with engine.begin() as conn:
-        bookkeeping.mark_normalized(conn, live, clock())
-        bookkeeping.close_jobs(conn, network.name, jobs, [], as_of, clock())
+        bookkeeping.close_jobs(conn, network.name, jobs, [], clock())
         planning.release_leases(conn, network.name, [j.id for j in jobs])
     return {"post_pages": posts.pages, "comment_pages": comments.pages, "comment_posts": comments.comment_posts,
             "quota_stopped": int(posts.quota_stopped or comments.quota_stopped), "rows": normalized.posts

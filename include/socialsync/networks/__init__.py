@@ -2,15 +2,31 @@
 
 from __future__ import annotations
 
+from functools import cache
+from importlib import import_module
+from typing import Any
+
 from socialsync.networks.base import NetworkSpec
-from socialsync.networks.instagram import NETWORK as INSTAGRAM
 
 # YouTube and TikTok plug in here with a module each; nothing else in the code names a network.
-REGISTRY: dict[str, NetworkSpec] = {spec.name: spec for spec in (INSTAGRAM,)}
+PLUGINS = ("socialsync.networks.instagram",)
+
+
+@cache
+def _registry() -> dict[str, NetworkSpec]:
+    # Imported on first use, so that the plug-ins may use the shared extract code that uses base.py.
+    specs = [import_module(module).NETWORK for module in PLUGINS]
+    return {spec.name: spec for spec in specs}
 
 
 def get_network(name: str) -> NetworkSpec:
     try:
-        return REGISTRY[name]
+        return _registry()[name]
     except KeyError:
-        raise KeyError(f"unknown network {name!r}; registered: {', '.join(sorted(REGISTRY))}") from None
+        raise KeyError(f"unknown network {name!r}; registered: {', '.join(sorted(_registry()))}") from None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "REGISTRY":
+        return _registry()
+    raise AttributeError(name)

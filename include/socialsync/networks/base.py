@@ -31,6 +31,7 @@ class FetchedPage:
     cursor: str | None  # the cursor this page was asked for with
     next_cursor: str | None  # where the next page starts; None on the last page
     item_count: int
+    item_ids: tuple[str, ...] = ()  # what the page lists, for the paging guard's count checks
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,8 @@ class RawPage:
 
 
 class NetworkClient(Protocol):
+    requests: int  # requests sent so far, retries included
+
     def fetch_profile(self, entity_id: str) -> FetchedPage: ...
 
     def post_pages(self, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]: ...
@@ -126,3 +129,16 @@ class CursorExpiredError(ApiError):
 
 class TransientError(ApiError):
     """5xx, timeouts, dropped connections, truncated bodies: worth another try."""
+
+
+class PageAnomaly(ApiError):
+    """An answer that cannot be proven to be a page, or paging that does not progress.
+
+    Never retried in the task and never taken for the end of a pass: the sub-sync it belongs to
+    ends ``partial`` with this reason, proves no deletion, moves no watermark, and is picked up
+    again by the next run.
+    """
+
+
+class RedirectRefused(ApiError):
+    """The API answered with a redirect: never followed, since it would carry the credentials."""

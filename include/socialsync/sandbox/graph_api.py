@@ -266,11 +266,14 @@ class GraphApi:
         body: dict[str, Any] = {"data": [project(render(i), selection) for i in shown]}
         paging: dict[str, Any] = {"cursors": {"before": _cursor(kind, parent, taken[0] + 1, epoch),
                                               "after": _cursor(kind, parent, taken[-1], epoch)}}
+        # Graph's paging links repeat the access token the call was made with, however it was sent:
+        # a client must scrub them before it stores a page.
+        token = {"access_token": self.access_token}
         if more:
-            paging["next"] = str(request.url.include_query_params(after=paging["cursors"]["after"]))
+            paging["next"] = str(request.url.include_query_params(after=paging["cursors"]["after"], **token))
         if after:
             paging["previous"] = str(request.url.remove_query_params("after").include_query_params(
-                before=paging["cursors"]["before"]))
+                before=paging["cursors"]["before"], **token))
         body["paging"] = paging
         return JSONResponse(body)
 

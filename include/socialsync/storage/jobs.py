@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
 from socialsync.storage.raw import rejects_per_job
-from socialsync.storage.schema import sync_batches, sync_jobs, sync_tasks, tracked_entities
+from socialsync.storage.schema import entity_leases, sync_batches, sync_jobs, sync_tasks, tracked_entities
 from socialsync.storage.upserts import inserted_id
 
 FINISHED = ("succeeded", "failed", "partial", "skipped")
@@ -66,6 +66,24 @@ def job_cursor(conn: Connection, job_id: int) -> dict[str, Any]:
     return dict(conn.scalar(select(sync_jobs.c.cursor).where(sync_jobs.c.id == job_id)) or {})
 
 
+# The job-level comments sub-sync (its per-post parts are ``comments`` tasks keyed by post id).
+COMMENT_THREADS = "comment_threads"
+
+
+def open_tasks(conn: Connection, jobs: Sequence[tuple[int, str]], parts: Iterable[str]) -> None:
+    """Open each job's sub-syncs ``pending`` in bulk, so a step that never ran shows on the job.
+
+    ``parts`` are the extract parts the run asked for and the network serves: ``profile``,
+    ``posts``, ``comments`` (opened as the job-level ``comment_threads``).
+    """
+    kinds = [COMMENT_THREADS if part == "comments" else part for part in sorted(parts)
+             if part in ("profile", "posts", "comments")]
+    rows = [{"job_id": job_id, "kind": kind, "external_id": entity_id, "status": "pending", "attempts": 0}
+            for job_id, entity_id in jobs for kind in kinds]
+    for start in range(0, len(rows), 5000):
+        conn.execute(insert(sync_tasks), rows[start : start + 5000])
+
+
 def begin_task(conn: Connection, job_id: int, kind: str, external_id: str) -> tuple[int, str]:
     """Mark a sub-sync as running (counting the attempt); returns its id and its status before."""
     t = sync_tasks.c
@@ -85,10 +103,10 @@ def begin_task(conn: Connection, job_id: int, kind: str, external_id: str) -> tu
 
 
 def finish_task(conn: Connection, task_id: int, status: str, synced_at: datetime | None,
-                error: str | None = None) -> None:
+                error: str | None = None, seen: dict[str, Any] | None = None) -> None:
     conn.execute(
         update(sync_tasks).where(sync_tasks.c.id == task_id)
-        .values(status=status, last_error=error, last_synced_at=synced_at)
+        .values(status=status, last_error=error, last_synced_at=synced_at, seen=seen)
     )
 
 
@@ -103,13 +121,14 @@ def record_skipped_task(conn: Connection, job_id: int, kind: str, external_id: s
 
 
 def task_statuses(conn: Connection, job_ids: Sequence[int]) -> dict[int, dict[str, int]]:
-    """Per job, how many of its tasks are in each status."""
+    """Per job, how many of its extract sub-syncs are in each status (normalize counted as ``normalize:<status>``)."""
     t = sync_tasks.c
     out: dict[int, dict[str, int]] = {j: {} for j in job_ids}
-    query = select(t.job_id, t.status, func.count()).where(t.job_id.in_(list(job_ids))).group_by(
-        t.job_id, t.status)
-    for job_id, status, count in conn.execute(query):
-        out[job_id][status] = count
+    query = select(t.job_id, t.kind, t.status, func.count()).where(t.job_id.in_(list(job_ids))).group_by(
+        t.job_id, t.kind, t.status)
+    for job_id, kind, status, count in conn.execute(query):
+        key = f"normalize:{status}" if kind == "normalize" else status
+        out[job_id][key] = out[job_id].get(key, 0) + count
     return out
 
 
@@ -125,71 +144,111 @@ def advance_watermark(conn: Connection, network: str, entity_id: str, synced_at:
 
 
 def close_jobs(conn: Connection, network: str, jobs: Sequence[JobRef], problems: Sequence[str],
-               synced_at: datetime, now: datetime) -> dict[str, int]:
-    """Give each job of a batch its final status and advance the watermark of those that got data.
+               now: datetime, deactivate_after: int = 3) -> dict[str, int]:
+    """Give each job of a batch its final status from what its sub-syncs did.
 
-    ``problems`` are batch-wide shortfalls (an enrichment that did not finish): they make an
-    otherwise clean job ``partial``, to be completed by a later run.
+    A job is ``succeeded`` only when every sub-sync succeeded (or had nothing to do), nothing was
+    quarantined and nothing else is missing; otherwise ``partial`` with the reasons, or ``failed``
+    when it was never normalized. ``problems`` are batch-wide shortfalls (an enrichment that did
+    not finish). Watermarks are not moved here: normalize moved them with the rows. An entity the
+    API says does not exist is deactivated after ``deactivate_after`` consecutive misses.
     """
     ids = [job.id for job in jobs]
     tasks = task_statuses(conn, ids)
+    errors = _task_errors(conn, ids)
     rejects = rejects_per_job(conn, ids)
     current = {r.id: r for r in conn.execute(
         select(sync_jobs.c.id, sync_jobs.c.status, sync_jobs.c.error_type, sync_jobs.c.error_message)
         .where(sync_jobs.c.id.in_(ids)))}
     summary: dict[str, int] = {}
+    outcomes: list[tuple[str, str | None, str]] = []
     for job in jobs:
         row = current[job.id]
         counts = tasks.get(job.id, {})
-        if row.status in ("failed", "skipped", "succeeded", "partial"):
+        if row.status in FINISHED:
             status = row.status
-        elif not _normalized(conn, job.id):
+        elif not counts.get("normalize:succeeded"):
             status = "failed"
             set_job_status(conn, job.id, status, finished_at=now,
                            error_type=row.error_type or "Incomplete",
                            error_message=row.error_message or "the run ended before this job was normalized")
         else:
             reasons = []
-            if counts.get("failed"):
-                reasons.append(f"{counts['failed']} sub-sync(s) failed")
+            if row.error_type:
+                reasons.append(row.error_message or row.error_type)
+            for state, label in (("failed", "failed"), ("partial", "stopped by an anomaly"),
+                                 ("running", "did not finish"), ("pending", "did not start")):
+                if counts.get(state):
+                    first = errors.get((job.id, state))
+                    reasons.append(f"{counts[state]} sub-sync(s) {label}" + (f" (first: {first})" if first else ""))
             if rejects.get(job.id):
                 reasons.append(f"{rejects[job.id]} record(s) quarantined")
             reasons += problems
             status = "partial" if reasons else "succeeded"
             set_job_status(conn, job.id, status, finished_at=now,
-                           error_type="Partial" if reasons else None,
-                           error_message="; ".join(reasons) if reasons else None)
-            advance_watermark(conn, network, job.entity_id, synced_at)
+                           error_type=(row.error_type or "Partial") if reasons else None,
+                           error_message="; ".join(reasons)[:4000] if reasons else None)
         summary[status] = summary.get(status, 0) + 1
+        outcomes.append((job.entity_id, row.error_type, status))
+    _count_misses(conn, network, outcomes, deactivate_after, now)
     return summary
 
 
-def _normalized(conn: Connection, job_id: int) -> bool:
+def _task_errors(conn: Connection, job_ids: Sequence[int]) -> dict[tuple[int, str], str]:
+    """The first error of each job's sub-syncs per status, to name in the job's own message."""
     t = sync_tasks.c
-    return bool(conn.scalar(select(func.count()).where(
-        t.job_id == job_id, t.kind == "normalize", t.status == "succeeded")))
+    out: dict[tuple[int, str], str] = {}
+    query = (select(t.job_id, t.status, t.last_error).where(t.job_id.in_(list(job_ids)), t.last_error.is_not(None),
+                                                            t.status.in_(["failed", "partial"])).order_by(t.id))
+    for job_id, status, error in conn.execute(query):
+        out.setdefault((job_id, status), str(error)[:300])
+    return out
 
 
-def mark_normalized(conn: Connection, jobs: Sequence[JobRef], now: datetime) -> None:
-    for job in jobs:
-        task_id, _ = begin_task(conn, job.id, "normalize", job.entity_id)
-        finish_task(conn, task_id, "succeeded", now)
+def _count_misses(conn: Connection, network: str, outcomes: Sequence[tuple[str, str | None, str]],
+                  deactivate_after: int, now: datetime) -> None:
+    """Consecutive runs in which the API said an entity does not exist; past the bound it stops being synced."""
+    t = tracked_entities.c
+    missing = [entity for entity, error, status in outcomes if status == "failed" and error == "NotFoundError"]
+    found = [entity for entity, _, status in outcomes if status in ("succeeded", "partial")]
+    for start in range(0, len(found), 1000):
+        conn.execute(update(tracked_entities).where(t.network == network, t.entity_id.in_(found[start:start + 1000]),
+                                                    t.misses > 0).values(misses=0))
+    for start in range(0, len(missing), 1000):
+        chunk = missing[start:start + 1000]
+        conn.execute(update(tracked_entities).where(t.network == network, t.entity_id.in_(chunk))
+                     .values(misses=t.misses + 1))
+        conn.execute(update(tracked_entities).where(t.network == network, t.entity_id.in_(chunk),
+                                                    t.misses >= deactivate_after, t.active.is_(True))
+                     .values(active=False, deactivated_reason=(
+                         f"the API answered 'not found' on {deactivate_after} consecutive runs "
+                         f"(last {now.date().isoformat()}); naming it in a run's conf tracks it again")))
 
 
-# Failures that belong to the entity (gone, refused): the run itself did its work.
-ENTITY_FAILURES = frozenset({"NotFoundError", "ApiError", "superseded"})
+def close_unfinished_jobs(conn: Connection, network: str, run_id: str, now: datetime) -> int:
+    """Close ``failed`` the run's jobs no batch closed (its load never ran); returns how many."""
+    unfinished = list(conn.scalars(select(sync_jobs.c.id).join(sync_batches, sync_batches.c.job_id == sync_jobs.c.id)
+                                   .where(sync_batches.c.network == network, sync_batches.c.run_id == run_id,
+                                          sync_jobs.c.status.not_in(FINISHED))))
+    for start in range(0, len(unfinished), 1000):
+        conn.execute(update(sync_jobs).where(sync_jobs.c.id.in_(unfinished[start:start + 1000]))
+                     .values(status="failed", finished_at=now,
+                             error_type=func.coalesce(sync_jobs.c.error_type, "Incomplete"),
+                             error_message=func.coalesce(sync_jobs.c.error_message,
+                                                         "the run ended before this job's batch was closed")))
+    return len(unfinished)
 
 
-def failed_unexpectedly(conn: Connection, job_ids: Sequence[int]) -> list[str]:
-    """Entities whose job failed because the pipeline could not finish it (worth a retry)."""
-    c = sync_jobs.c
-    query = select(c.entity_id).where(c.id.in_(list(job_ids)), c.status == "failed",
-                                      or_(c.error_type.is_(None), c.error_type.not_in(ENTITY_FAILURES)))
-    return list(conn.scalars(query))
+def release_run_leases(conn: Connection, network: str, run_id: str) -> None:
+    conn.execute(delete(entity_leases).where(entity_leases.c.network == network, entity_leases.c.run_id == run_id))
 
 
-
-
+def run_statuses(conn: Connection, network: str, run_id: str) -> dict[str, int]:
+    """How many of the run's jobs ended in each status."""
+    query = (select(sync_jobs.c.status, func.count()).join(sync_batches, sync_batches.c.job_id == sync_jobs.c.id)
+             .where(sync_batches.c.network == network, sync_batches.c.run_id == run_id)
+             .group_by(sync_jobs.c.status))
+    return {status: count for status, count in conn.execute(query)}
 
 
 def normalized_jobs(conn: Connection, network: str) -> list[tuple[int, str]]:

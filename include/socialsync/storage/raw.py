@@ -27,14 +27,20 @@ def raw_page_ids(conn: Connection, job_ids: Sequence[int], kinds: Sequence[str] 
     return list(conn.scalars(query))
 
 
-def read_raw_pages(engine: Engine, page_ids: Sequence[int], chunk: int = 20) -> Iterator[RawPage]:
-    """Yield the pages ``page_ids`` in order, ``chunk`` pages in memory at a time."""
+def read_raw_pages(source: Engine | Connection, page_ids: Sequence[int], chunk: int = 20) -> Iterator[RawPage]:
+    """Yield the pages ``page_ids`` in order, ``chunk`` pages in memory at a time.
+
+    Given a connection, reads through it (inside its transaction); given an engine, a short one per chunk.
+    """
     for start in range(0, len(page_ids), chunk):
         ids = list(page_ids[start : start + chunk])
-        with engine.connect() as conn:
-            rows = conn.execute(select(raw_pages.c.id, raw_pages.c.kind, raw_pages.c.parent_id,
-                                       raw_pages.c.payload).where(raw_pages.c.id.in_(ids))
-                                .order_by(raw_pages.c.id)).all()
+        query = (select(raw_pages.c.id, raw_pages.c.kind, raw_pages.c.parent_id, raw_pages.c.payload)
+                 .where(raw_pages.c.id.in_(ids)).order_by(raw_pages.c.id))
+        if isinstance(source, Connection):
+            rows = source.execute(query).all()
+        else:
+            with source.connect() as conn:
+                rows = conn.execute(query).all()
         for row in rows:
             yield RawPage(id=row.id, kind=row.kind, parent_id=row.parent_id, payload=row.payload)
 

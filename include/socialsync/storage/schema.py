@@ -38,9 +38,12 @@ sync_jobs = Table(
     Column("error_type", String(128)),
     Column("error_message", Text),
     Column("previous_job_id", Id, ForeignKey("sync_jobs.id")),
+    # The Airflow run that opened the job: kept when the run is cleared and planned again.
+    Column("run_id", String(250)),
     Column("started_at", UtcDateTime),
     Column("finished_at", UtcDateTime),
     Index("ix_sync_jobs_entity", "network", "entity_id", "id"),
+    Index("ix_sync_jobs_run", "network", "run_id"),
 )
 
 sync_tasks = Table(
@@ -54,6 +57,9 @@ sync_tasks = Table(
     Column("attempts", Integer, nullable=False, default=0),
     Column("last_error", Text),
     Column("last_synced_at", UtcDateTime),
+    # What a finished sub-sync saw (a post's comment count): normalize turns it into the item's
+    # watermark in the transaction that loads the rows, never before.
+    Column("seen", JsonDocument),
     Index("ux_sync_tasks_job_kind_external", "job_id", "kind", "external_id", unique=True),
 )
 
@@ -79,6 +85,15 @@ tracked_entities = Table(
     # Consecutive runs in which the API said the entity does not exist; past a bound it is deactivated.
     Column("misses", Integer, nullable=False, default=0),
     Column("deactivated_reason", Text),
+)
+
+# A rebuild and a sync of one network never run over each other: both plans lock this row first.
+network_locks = Table(
+    "network_locks",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("rebuild_run_id", String(250)),
+    Column("acquired_at", UtcDateTime),
 )
 
 # --- raw: every page as received -----------------------------------------------------------------
@@ -139,8 +154,10 @@ entity_leases = Table(
 )
 
 # --- normalized: one format across networks, natural keys include the network ---------------------
-# Rows hold only what the payloads say (and the run's as-of time), never run-variant lineage such
-# as raw page ids: re-running a run or rebuilding from raw reproduces them exactly.
+# Rows hold only what the payloads say and ``synced_at``, the as-of time of the job that wrote them
+# (never run-variant lineage such as raw page ids): re-running a run or rebuilding from raw
+# reproduces them exactly. A row is only ever replaced by one at least as new, so replaying jobs
+# in any order (a cleared old run, a rebuild) leaves the newest values, never stale ones.
 profiles = Table(
     "profiles",
     metadata,
@@ -186,6 +203,7 @@ media = Table(
     Column("media_type", String(16), nullable=False),
     Column("url", Text),
     Column("thumbnail_url", Text),
+    Column("synced_at", UtcDateTime, nullable=False),
     Index("ix_media_post", "network", "post_id", "position"),
 )
 
@@ -201,6 +219,7 @@ comments = Table(
     Column("created_at", UtcDateTime, nullable=False),
     Column("like_count", BigInteger),
     Column("deleted", Boolean, nullable=False, default=False),
+    Column("synced_at", UtcDateTime, nullable=False),
     Index("ix_comments_post", "network", "post_id", "created_at"),
 )
 
@@ -214,6 +233,7 @@ metrics = Table(
     Column("metric", String(64), primary_key=True),
     Column("captured_on", Date, primary_key=True),
     Column("value", Float, nullable=False),
+    Column("synced_at", UtcDateTime, nullable=False),
 )
 
 enrichments = Table(

@@ -34,7 +34,8 @@ def comment_watermarks(conn: Connection, network: str, post_ids: Iterable[str]) 
 def set_comment_watermark(conn: Connection, network: str, post_id: str, comments_count: int | None,
                           synced_at: datetime) -> None:
     upsert(conn, sync_state, [{"network": network, "kind": COMMENTS, "external_id": post_id,
-                               "state": {"comments_count": comments_count}, "synced_at": synced_at}])
+                               "state": {"comments_count": comments_count}, "synced_at": synced_at}],
+           newer="synced_at")
 
 
 def comment_debt(conn: Connection, network: str, profile_id: str, limit: int = 100_000) -> list[PostStub]:

@@ -20,8 +20,12 @@ def inserted_id(result: CursorResult[Any]) -> int:
     return int(key[0])
 
 
-def upsert(conn: Connection, table: Table, rows: Iterable[Mapping[str, Any]]) -> int:
-    """Insert ``rows`` or update them in place on the table's primary key; returns rows written."""
+def upsert(conn: Connection, table: Table, rows: Iterable[Mapping[str, Any]], newer: str | None = None) -> int:
+    """Insert ``rows`` or update them in place on the table's primary key; returns rows offered.
+
+    With ``newer`` (a column name), a stored row is only replaced by a row whose ``newer`` value is
+    at least its own: replaying older data over newer never turns it back.
+    """
     unique = _last_per_key(table, rows)
     if not unique:
         return 0
@@ -32,7 +36,8 @@ def upsert(conn: Connection, table: Table, rows: Iterable[Mapping[str, Any]]) ->
     for start in range(0, len(unique), chunk):
         stmt = insert(table).values(unique[start : start + chunk])
         updates = {c: stmt.excluded[c] for c in columns if c not in key}
-        stmt = stmt.on_conflict_do_update(index_elements=key, set_=updates) if updates else (
+        where = table.c[newer] <= stmt.excluded[newer] if newer else None
+        stmt = stmt.on_conflict_do_update(index_elements=key, set_=updates, where=where) if updates else (
             stmt.on_conflict_do_nothing(index_elements=key)
         )
         conn.execute(stmt)

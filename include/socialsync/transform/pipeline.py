@@ -7,21 +7,24 @@ re-running a run or rebuilding every table from raw reproduces the same rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import Column, ColumnElement, Connection, Engine, Table, delete, insert, select, update
 
 from socialsync.networks.base import NetworkSpec
+from socialsync.storage.jobs import advance_watermark, begin_task, finish_task
 from socialsync.storage.raw import raw_page_ids, read_raw_pages
 from socialsync.storage.schema import comments, media, metrics, posts, profiles, quarantine, sync_jobs, sync_tasks
+from socialsync.storage.state import set_comment_watermark
 from socialsync.storage.upserts import upsert
 from socialsync.transform.records import NormalizedPage
 
 log = logging.getLogger(__name__)
 
-PAGES_PER_TRANSACTION = 20
+PAGES_PER_CHUNK = 20  # raw pages read into memory at a time
+NEWER = "synced_at"  # the job's as-of time: a row is only replaced by one at least as new
 
 
 @dataclass
@@ -61,49 +64,67 @@ def captured_on(moment: datetime) -> date:
     return (moment - timedelta(microseconds=1)).date()
 
 
-def normalize_jobs(engine: Engine, network: NetworkSpec, job_ids: Sequence[int]) -> NormalizeReport:
+def normalize_jobs(engine: Engine, network: NetworkSpec, job_ids: Sequence[int],
+                   now: Callable[[], datetime] | None = None) -> NormalizeReport:
     """Re-derive normalized rows from every raw page of ``job_ids``, job by job in id order."""
     report = NormalizeReport()
     for job_id in sorted(job_ids):
-        _normalize_job(engine, network, job_id, report)
+        _normalize_job(engine, network, job_id, report, now or (lambda: datetime.now(UTC)))
     log.info("normalized %s pages of %s jobs: %s", report.pages, len(job_ids), report.as_xcom())
     return report
 
 
-def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: NormalizeReport) -> None:
-    with engine.connect() as conn:
-        job = conn.execute(select(sync_jobs.c.entity_id, sync_jobs.c.cursor, sync_jobs.c.started_at)
-                           .where(sync_jobs.c.id == job_id)).one()
-        page_ids = raw_page_ids(conn, [job_id])
-        full_comment_passes = list(conn.scalars(select(sync_tasks.c.external_id).where(
-            sync_tasks.c.job_id == job_id, sync_tasks.c.kind == "comments", sync_tasks.c.status == "succeeded")))
-    cursor = dict(job.cursor or {})
-    moment = as_of(cursor, job.started_at)
-    bounds = _Bounds.of(cursor)
-    seen = _Seen(posts=set(), comments={})
-    for start in range(0, len(page_ids), PAGES_PER_TRANSACTION):
-        chunk = page_ids[start : start + PAGES_PER_TRANSACTION]
-        normalized = [(page.id, bounds.apply(network.normalize(page))) for page in read_raw_pages(engine, chunk)]
-        with engine.begin() as conn:
-            for page_id, page in normalized:
-                _write(conn, network.name, page_id, page, moment, report)
-                seen.posts.update(p.post_id for p in page.posts)
-                for c in page.comments:
-                    seen.comments.setdefault(c.post_id, set()).add(c.comment_id)
-        report.pages += len(chunk)
+def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: NormalizeReport,
+                   now: Callable[[], datetime]) -> None:
+    """One job in one transaction: its rows, what its complete passes prove gone, and the watermarks
+    they vouch for (a post's comment count, the entity's ``last_synced_at``) commit together or not at all.
+    """
     with engine.begin() as conn:
-        if cursor.get("posts_complete"):
-            gone = _mark_deleted(conn, posts, posts.c.post_id, network.name, posts.c.profile_id == job.entity_id,
-                                 seen.posts)
-            report.deleted_posts += len(gone)
-            for start in range(0, len(gone), 500):  # a deleted post takes its comments with it
-                conn.execute(update(comments).where(comments.c.network == network.name,
-                                                    comments.c.post_id.in_(gone[start : start + 500]))
-                             .values(deleted=True))
-        for post_id in full_comment_passes:
-            report.deleted_comments += len(_mark_deleted(conn, comments, comments.c.comment_id, network.name,
-                                                         comments.c.post_id == post_id,
-                                                         seen.comments.get(post_id, set())))
+        job = conn.execute(select(sync_jobs.c.entity_id, sync_jobs.c.cursor, sync_jobs.c.started_at,
+                                  sync_jobs.c.status).where(sync_jobs.c.id == job_id)).one()
+        page_ids = raw_page_ids(conn, [job_id])
+        tasks = conn.execute(select(sync_tasks.c.kind, sync_tasks.c.external_id, sync_tasks.c.status,
+                                    sync_tasks.c.seen).where(sync_tasks.c.job_id == job_id)).all()
+        cursor = dict(job.cursor or {})
+        moment = as_of(cursor, job.started_at)
+        bounds = _Bounds.of(cursor)
+        seen = _Seen(posts=set(), comments={})
+        for start in range(0, len(page_ids), PAGES_PER_CHUNK):
+            chunk = page_ids[start : start + PAGES_PER_CHUNK]
+            for page in read_raw_pages(conn, chunk):
+                normalized = bounds.apply(network.normalize(page))
+                _write(conn, network.name, page.id, normalized, moment, report)
+                seen.posts.update(p.post_id for p in normalized.posts)
+                for c in normalized.comments:
+                    seen.comments.setdefault(c.post_id, set()).add(c.comment_id)
+            report.pages += len(chunk)
+        posts_done = any(t.kind == "posts" and t.status == "succeeded" for t in tasks)
+        if cursor.get("posts_complete") and posts_done:
+            _mark_posts_deleted(conn, network.name, job.entity_id, seen.posts, moment, report)
+        for task in tasks:
+            if task.kind == "comments" and task.status == "succeeded":
+                report.deleted_comments += len(_mark_deleted(
+                    conn, comments, comments.c.comment_id, network.name, comments.c.post_id == task.external_id,
+                    seen.comments.get(task.external_id, set()), moment))
+                set_comment_watermark(conn, network.name, task.external_id,
+                                      (task.seen or {}).get("comments_count"), moment)
+        extracted = [t for t in tasks if t.kind != "normalize"]
+        if job.status not in ("failed", "skipped") and extracted and all(
+                t.status in ("succeeded", "skipped") for t in extracted):
+            advance_watermark(conn, network.name, job.entity_id, moment)
+        task_id, _ = begin_task(conn, job_id, "normalize", job.entity_id)
+        finish_task(conn, task_id, "succeeded", now())
+
+
+def _mark_posts_deleted(conn: Connection, network: str, entity_id: str, seen: set[str], moment: datetime,
+                        report: NormalizeReport) -> None:
+    gone = _mark_deleted(conn, posts, posts.c.post_id, network, posts.c.profile_id == entity_id, seen, moment)
+    report.deleted_posts += len(gone)
+    for start in range(0, len(gone), 500):  # a deleted post takes its comments with it
+        conn.execute(update(comments).where(comments.c.network == network,
+                                            comments.c.post_id.in_(gone[start : start + 500]),
+                                            comments.c.synced_at <= moment)
+                     .values(deleted=True, synced_at=moment))
 
 
 @dataclass
@@ -147,13 +168,17 @@ class _Bounds:
 
 
 def _mark_deleted(conn: Connection, table: Table, key: Column[str], network: str,
-                  scope: ColumnElement[bool], seen: set[str]) -> list[str]:
-    """After a complete pass, rows of ``scope`` that the pass did not see are gone upstream."""
-    present = set(conn.scalars(select(key).where(table.c.network == network, scope, table.c.deleted.is_(False))))
+                  scope: ColumnElement[bool], seen: set[str], moment: datetime) -> list[str]:
+    """After a complete pass, rows of ``scope`` that the pass did not see are gone upstream.
+
+    Only rows no newer than the pass: a replayed older job never deletes what a newer one loaded.
+    """
+    present = set(conn.scalars(select(key).where(table.c.network == network, scope, table.c.deleted.is_(False),
+                                                  table.c.synced_at <= moment)))
     gone = sorted(present - seen)
     for start in range(0, len(gone), 500):
         conn.execute(update(table).where(table.c.network == network, key.in_(gone[start : start + 500]))
-                     .values(deleted=True))
+                     .values(deleted=True, synced_at=moment))
     if gone:
         log.info("marked %s row(s) of %s deleted after a complete pass", len(gone), table.name)
     return gone
@@ -161,16 +186,15 @@ def _mark_deleted(conn: Connection, table: Table, key: Column[str], network: str
 
 def _write(conn: Connection, network: str, page_id: int, page: NormalizedPage, moment: datetime,
            report: NormalizeReport) -> None:
-    base = {"network": network}
-    report.profiles += upsert(conn, profiles, [
-        {**base, **p.model_dump(), "synced_at": moment} for p in page.profiles])
-    report.posts += upsert(conn, posts, [
-        {**base, **p.model_dump(), "deleted": False, "synced_at": moment} for p in page.posts])
-    report.media += upsert(conn, media, [{**base, **m.model_dump()} for m in page.media])
-    report.comments += upsert(conn, comments, [
-        {**base, **c.model_dump(), "deleted": False} for c in page.comments])
+    base = {"network": network, "synced_at": moment}
+    report.profiles += upsert(conn, profiles, [{**base, **p.model_dump()} for p in page.profiles], newer=NEWER)
+    report.posts += upsert(conn, posts, [{**base, **p.model_dump(), "deleted": False} for p in page.posts],
+                           newer=NEWER)
+    report.media += upsert(conn, media, [{**base, **m.model_dump()} for m in page.media], newer=NEWER)
+    report.comments += upsert(conn, comments, [{**base, **c.model_dump(), "deleted": False} for c in page.comments],
+                              newer=NEWER)
     report.metrics += upsert(conn, metrics, [
-        {**base, **m.model_dump(), "captured_on": captured_on(moment)} for m in page.metrics])
+        {**base, **m.model_dump(), "captured_on": captured_on(moment)} for m in page.metrics], newer=NEWER)
     # Re-normalizing a page replaces its rejects rather than piling them up.
     conn.execute(delete(quarantine).where(quarantine.c.raw_page_id == page_id))
     if page.rejects:

@@ -9,9 +9,11 @@ from typing import Any
 
 import httpx
 
+from socialsync.extract.http import DeadlineClient, path_segment
 from socialsync.extract.pacing import RequestPacer
 from socialsync.extract.paging import GraphCursorPaginator
 from socialsync.extract.retrying import MAX_WAIT_S, call_with_retries
+from socialsync.extract.secrets import SecretScrubber
 from socialsync.networks.base import (
     ApiCredentials,
     ApiError,
@@ -19,6 +21,7 @@ from socialsync.networks.base import (
     CursorExpiredError,
     FetchedPage,
     NotFoundError,
+    PageAnomaly,
     QuotaExhaustedError,
     ThrottledError,
     TransientError,
@@ -57,28 +60,36 @@ class InstagramClient:
             slow_down_at=int(options.get("slow_down_at_percent", 80)),
             max_pause_s=float(options.get("max_pause_s", 30.0)),
         )
-        # The token travels in a header, so it never appears in URLs, logs or stored requests.
-        self._http = httpx.Client(
-            base_url=credentials.base_url.rstrip("/") + "/",
-            headers={"Authorization": f"Bearer {credentials.token}"},
-            timeout=httpx.Timeout(float(options.get("timeout", 30.0)), connect=10.0),
-            transport=transport,
-        )
+        # What the API sends back is scrubbed of the token (and of any access_token in a URL, as
+        # Graph's paging.next links carry) before it reaches a page, an error, a log or a table.
+        self.scrubber = SecretScrubber([credentials.token])
+        timeout = float(options.get("timeout", 30.0))
+
+        def make_client() -> httpx.Client:
+            # The token travels in a header, so it never appears in URLs, logs or stored requests.
+            return httpx.Client(base_url=credentials.base_url.rstrip("/") + "/",
+                                headers={"Authorization": f"Bearer {credentials.token}"},
+                                timeout=httpx.Timeout(timeout, connect=10.0), transport=transport,
+                                follow_redirects=False)
+
+        # A whole answer within the deadline, however slowly it trickles (default: 4 read timeouts).
+        self._http = DeadlineClient(make_client, float(options.get("deadline_s", 4 * timeout)))
 
     def close(self) -> None:
         self._http.close()
 
     def fetch_profile(self, entity_id: str) -> FetchedPage:
         params = {"fields": PROFILE_FIELDS}
-        status, body = self._get(entity_id, params)
-        return FetchedPage("profile", entity_id, _request(entity_id, params), status, body, None, None, 1)
+        path = path_segment(entity_id)
+        status, body = self._get(path, params)
+        return FetchedPage("profile", entity_id, _request(path, params), status, body, None, None, 1)
 
     def post_pages(self, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
-        return self._pages("posts", entity_id, f"{entity_id}/media",
+        return self._pages("posts", entity_id, f"{path_segment(entity_id)}/media",
                            {"fields": MEDIA_FIELDS, "limit": self.page_size}, cursor)
 
     def comment_pages(self, post_id: str, cursor: str | None) -> Iterator[FetchedPage]:
-        return self._pages("comments", post_id, f"{post_id}/comments",
+        return self._pages("comments", post_id, f"{path_segment(post_id)}/comments",
                            {"fields": COMMENT_FIELDS, "limit": self.comments_page_size}, cursor)
 
     def _pages(self, kind: str, parent_id: str, path: str, base: dict[str, Any],
@@ -89,10 +100,14 @@ class InstagramClient:
             asked_with = paginator.cursor
             paginator.update_request(params)
             status, body = self._get(path, params)
-            paginator.update_state(body)
-            items = body.get("data")
+            try:
+                paginator.update_state(body)
+            except PageAnomaly as exc:
+                raise PageAnomaly(f"GET {path} after={asked_with or '-'}: {exc}") from None
+            items = body["data"]
+            ids = tuple(str(item["id"]) for item in items if isinstance(item, dict) and "id" in item)
             yield FetchedPage(kind, parent_id, _request(path, params), status, body, asked_with,
-                              paginator.cursor, len(items) if isinstance(items, list) else 0)
+                              paginator.cursor, len(items), ids)
             if not paginator.has_next_page:
                 return
 
@@ -103,21 +118,17 @@ class InstagramClient:
     def _get_once(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         self.pacer.before_request()
         self.requests += 1
-        try:
-            response = self._http.get(path, params=params)
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"timeout on GET {path}: {type(exc).__name__}", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"connection error on GET {path}: {type(exc).__name__}",
-                                 retryable=True) from exc
+        response = self._http.get(path, params=params)
         self._read_usage(response)
         try:
-            body = response.json()
+            body = self.scrubber.json(response.json())
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise TransientError(f"unreadable body ({len(response.content)} bytes) from GET {path}",
-                                 status=response.status_code, retryable=True) from exc
+            raise TransientError(f"unreadable body ({len(response.content)} bytes, HTTP {response.status_code}) "
+                                 f"from GET {path}", status=response.status_code, retryable=True) from exc
         if response.is_success and isinstance(body, dict) and "error" not in body:
             return response.status_code, body
+        if response.is_success and not isinstance(body, dict):
+            raise PageAnomaly(f"GET {path}: the answer is a JSON {type(body).__name__}, not an object")
         raise _graph_error(response, body, path, self.max_wait_s, self._regain_after_s())
 
     def _read_usage(self, response: httpx.Response) -> None:
