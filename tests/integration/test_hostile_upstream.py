@@ -171,6 +171,23 @@ def test_comments_extracted_but_never_normalized_are_fetched_again(
     assert_warehouse_matches(sqlite_warehouse, dataset, enrich=False)
 
 
+def test_a_comment_pass_broken_on_the_first_sync_is_fetched_again_by_the_next(
+        sandbox: SandboxServer, proxy: HostileProxy, sqlite_warehouse: Engine) -> None:
+    dataset: Dataset = sandbox.app.state.dataset
+    ids = dataset.profile_ids()
+    post = _post_with_comments(dataset, skip="")
+    proxy.rules.append(Rule(match=rf"^GET /v21\.0/{post}/comments\?", action="rewrite",
+                            rewrite=lambda body, _: {**body, "data": None}))
+    sync(sqlite_warehouse, _client(proxy.url), ids, "run-1", day(0))
+    assert _jobs(sqlite_warehouse)[_owner(dataset, post)][0] == "partial"
+    with sqlite_warehouse.connect() as conn:
+        assert conn.scalar(text("select count(*) from sync_state where external_id = :p"), {"p": post}) == 0
+
+    proxy.rules.clear()
+    sync(sqlite_warehouse, _client(proxy.url), ids, "run-2", day(1))  # the post is not recent: only its debt
+    assert_warehouse_matches(sqlite_warehouse, dataset, enrich=False)
+
+
 # --- 5. deadlines -----------------------------------------------------------------------------------
 
 def test_a_trickling_answer_hits_the_request_deadline_and_fails_only_its_profile(
@@ -229,21 +246,35 @@ def test_an_id_is_one_path_segment_and_never_climbs_out_of_the_api_path(proxy: H
 
 # --- 7. rebuild and sync never overlap; any replay order leaves the newest rows ------------------------
 
-def test_rebuild_and_sync_exclude_each_other(sandbox: SandboxServer, sqlite_warehouse: Engine) -> None:
+def test_a_rebuild_asked_for_during_a_sync_waits_and_ends_with_the_truth(
+        sandbox: SandboxServer, sqlite_warehouse: Engine) -> None:
     dataset: Dataset = sandbox.app.state.dataset
-    ids = dataset.profile_ids()[:2]
-    open_batch(sqlite_warehouse, ids, "sync-1", day(0))  # planned: its leases are held until it loads
+    ids = dataset.profile_ids()
+    client = _client(sandbox.url)
+    window = runner.ExtractWindow(scope=SCOPE, as_of=day(0))
+    jobs = open_batch(sqlite_warehouse, ids, "sync-1", day(0))  # planned: its leases are held until it loads
+    runner.extract_posts(sqlite_warehouse, INSTAGRAM, client, jobs, window, clock)
     with sqlite_warehouse.begin() as conn, pytest.raises(locks.NetworkBusy, match="being synced by sync-1"):
         locks.begin_rebuild(conn, "instagram", "rebuild-1", clock())
+    runner.extract_comments(sqlite_warehouse, INSTAGRAM, client, jobs, window, clock)
+    normalize_jobs(sqlite_warehouse, INSTAGRAM, [job.id for job in jobs], clock)
     with sqlite_warehouse.begin() as conn:
-        bookkeeping.close_unfinished_jobs(conn, "instagram", "sync-1", clock())
+        bookkeeping.close_jobs(conn, "instagram", jobs, [], clock())
         bookkeeping.release_run_leases(conn, "instagram", "sync-1")
+    synced = checksums(sqlite_warehouse)
+
+    with sqlite_warehouse.begin() as conn:  # the rebuild's turn: it holds the network ...
         locks.begin_rebuild(conn, "instagram", "rebuild-1", clock())
+        every = [job_id for job_id, _ in bookkeeping.normalized_jobs(conn, "instagram")]
+        clear_derived(conn, "instagram")
     with sqlite_warehouse.begin() as conn, pytest.raises(locks.NetworkBusy, match="being rebuilt by run rebuild-1"):
-        locks.ensure_not_rebuilding(conn, "instagram", clock())
+        locks.ensure_not_rebuilding(conn, "instagram", clock())  # ... so a sync's plan waits
+    normalize_jobs(sqlite_warehouse, INSTAGRAM, every, clock)
     with sqlite_warehouse.begin() as conn:
         locks.end_rebuild(conn, "instagram", "rebuild-1")
         locks.ensure_not_rebuilding(conn, "instagram", clock())
+    assert checksums(sqlite_warehouse) == synced
+    assert_warehouse_matches(sqlite_warehouse, dataset, enrich=False)
 
 
 def test_replaying_jobs_in_any_order_leaves_the_newest_rows(sandbox: SandboxServer, warehouse: Engine) -> None:
