@@ -110,14 +110,13 @@ def plan(network_name: str) -> list[int]:
             log.info("%s tracked profile(s) are due", len(entity_ids))
         batches = planning.batch_count(len(entity_ids), MAX_BATCHES, request.batch_size or MIN_BATCH_SIZE)
         now = _now()
-        job_ids = planning.open_jobs(conn, network.name, run_id, entity_ids, _plan_cursor(request, run_time),
-                                     batches, now)
+        cursor = {**_plan_cursor(request, run_time), "parts": bookkeeping.owed_parts(requested & network.scopes)}
+        job_ids = planning.open_jobs(conn, network.name, run_id, entity_ids, cursor, batches, now)
         busy = planning.acquire_leases(conn, network.name, run_id, job_ids, entity_ids, now)
         if busy:
             log.warning("skipping %s profile(s) another run holds, e.g. %s", len(busy),
                         "; ".join(f"{e}: {reason}" for e, reason in list(busy.items())[:10]))
         planning.record_unsupported(conn, network.name, job_ids, entity_ids, requested - network.scopes)
-        bookkeeping.open_tasks(conn, list(zip(job_ids, entity_ids, strict=True)), requested & network.scopes)
     log.info("opened %s job(s) in %s batch(es); scope %s", len(job_ids), batches,
              sorted(requested & network.scopes))
     return list(range(batches))

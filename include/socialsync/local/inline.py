@@ -29,10 +29,9 @@ def open_batch(engine: Engine, network: str, entity_ids: list[str], run_id: str,
                **cursor: object) -> list[bookkeeping.JobRef]:
     """What ``plan`` does for one batch: open the jobs (continuing earlier ones) and take the leases."""
     with engine.begin() as conn:
-        ids = planning.open_jobs(conn, network, run_id, entity_ids, {"as_of": as_of.isoformat(), **cursor},
-                                    1, clock())
+        start = {"as_of": as_of.isoformat(), "parts": bookkeeping.owed_parts(SCOPE), **cursor}
+        ids = planning.open_jobs(conn, network, run_id, entity_ids, start, 1, clock())
         planning.acquire_leases(conn, network, run_id, ids, entity_ids, clock())
-        bookkeeping.open_tasks(conn, list(zip(ids, entity_ids, strict=True)), SCOPE)
         return bookkeeping.jobs_in_batch(conn, network, run_id, 0)
 
 

@@ -70,18 +70,19 @@ def job_cursor(conn: Connection, job_id: int) -> dict[str, Any]:
 COMMENT_THREADS = "comment_threads"
 
 
-def open_tasks(conn: Connection, jobs: Sequence[tuple[int, str]], parts: Iterable[str]) -> None:
-    """Open each job's sub-syncs ``pending`` in bulk, so a step that never ran shows on the job.
+def owed_parts(parts: Iterable[str]) -> list[str]:
+    """The sub-sync kinds a job owes for the extract ``parts`` its run asked for, kept on its cursor
+    (``cursor["parts"]``) so that a step that never ran shows on the job without a row per part."""
+    return [COMMENT_THREADS if part == "comments" else part for part in sorted(parts)
+            if part in ("profile", "posts", "comments")]
 
-    ``parts`` are the extract parts the run asked for and the network serves: ``profile``,
-    ``posts``, ``comments`` (opened as the job-level ``comment_threads``).
-    """
-    kinds = [COMMENT_THREADS if part == "comments" else part for part in sorted(parts)
-             if part in ("profile", "posts", "comments")]
-    rows = [{"job_id": job_id, "kind": kind, "external_id": entity_id, "status": "pending", "attempts": 0}
-            for job_id, entity_id in jobs for kind in kinds]
-    for start in range(0, len(rows), 5000):
-        conn.execute(insert(sync_tasks), rows[start : start + 5000])
+
+def _kinds_done(conn: Connection, job_ids: Sequence[int]) -> dict[int, set[str]]:
+    t = sync_tasks.c
+    out: dict[int, set[str]] = {j: set() for j in job_ids}
+    for job_id, kind in conn.execute(select(t.job_id, t.kind).where(t.job_id.in_(list(job_ids))).distinct()):
+        out[job_id].add(kind)
+    return out
 
 
 def begin_task(conn: Connection, job_id: int, kind: str, external_id: str) -> tuple[int, str]:
@@ -158,13 +159,17 @@ def close_jobs(conn: Connection, network: str, jobs: Sequence[JobRef], problems:
     errors = _task_errors(conn, ids)
     rejects = rejects_per_job(conn, ids)
     current = {r.id: r for r in conn.execute(
-        select(sync_jobs.c.id, sync_jobs.c.status, sync_jobs.c.error_type, sync_jobs.c.error_message)
-        .where(sync_jobs.c.id.in_(ids)))}
+        select(sync_jobs.c.id, sync_jobs.c.status, sync_jobs.c.error_type, sync_jobs.c.error_message,
+               sync_jobs.c.cursor).where(sync_jobs.c.id.in_(ids)))}
+    started = _kinds_done(conn, ids)
     summary: dict[str, int] = {}
     outcomes: list[tuple[str, str | None, str]] = []
     for job in jobs:
         row = current[job.id]
-        counts = tasks.get(job.id, {})
+        counts = dict(tasks.get(job.id, {}))
+        never = [k for k in (row.cursor or {}).get("parts", []) if k not in started[job.id]]
+        if never:
+            counts["pending"] = counts.get("pending", 0) + len(never)
         if row.status in FINISHED:
             status = row.status
         elif not counts.get("normalize:succeeded"):

@@ -109,7 +109,8 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
                 set_comment_watermark(conn, network.name, task.external_id,
                                       (task.seen or {}).get("comments_count"), moment)
         extracted = [t for t in tasks if t.kind != "normalize"]
-        if job.status not in ("failed", "skipped") and extracted and all(
+        owed = set(cursor.get("parts", [])) - {t.kind for t in extracted}  # parts that never started
+        if job.status not in ("failed", "skipped") and extracted and not owed and all(
                 t.status in ("succeeded", "skipped") for t in extracted):
             advance_watermark(conn, network.name, job.entity_id, moment)
         task_id, _ = begin_task(conn, job_id, "normalize", job.entity_id)
