@@ -8,6 +8,7 @@ import re
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -33,6 +34,7 @@ class RequestInfo:
     headers: httpx.Headers
     action: str | None = None
     body: bytes = b""
+    at: float = field(default_factory=time.monotonic)  # when it was received (time.monotonic)
 
 
 @dataclass

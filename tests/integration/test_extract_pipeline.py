@@ -68,6 +68,7 @@ class _CrashAfter:
 
     def __init__(self, client: InstagramClient, pages: int) -> None:
         self.client, self.left = client, pages
+        self.budget = client.budget
 
     @property
     def requests(self) -> int:

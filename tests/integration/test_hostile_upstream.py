@@ -410,3 +410,29 @@ class _OneProfile:
 class _Spec:
     def __init__(self, profiles: int) -> None:
         self.profiles = profiles
+
+
+# --- issue 7: concurrency under one rate budget -------------------------------------------------------
+
+def test_profiles_are_worked_concurrently_and_one_throttle_answer_pauses_them_all(
+        sandbox: SandboxServer, proxy: HostileProxy, sqlite_warehouse: Engine) -> None:
+    dataset: Dataset = sandbox.app.state.dataset
+    ids = dataset.profile_ids()
+    throttled = Rule(match=r"^GET /v21\.0/\d+/media\?", action="status", status=429, skip=4, times=1,
+                     headers={"Retry-After": "1"},
+                     body={"error": {"message": "(#4) Application request limit reached", "code": 4}})
+    proxy.rules.append(throttled)
+    sync(sqlite_warehouse, _client(proxy.url, max_in_flight=6), ids, "run-1", day(0))
+    assert proxy.hits(throttled) == 1
+    assert_warehouse_matches(sqlite_warehouse, dataset, enrich=False)  # the throttled page was asked again
+
+    graph = [r for r in proxy.requests if r.path.startswith("/v21.0/")]
+    refused = next(r for r in graph if r.action == "status")
+    # Requests overlapped: several profiles were in flight at once before the throttle answer.
+    before = [r for r in graph if r.at < refused.at]
+    assert len({r.path.split("/")[2] for r in before}) >= 3
+    # After it, no worker started a request until the API's Retry-After had passed (those already
+    # on the wire when the answer came may still arrive within a few milliseconds).
+    during = [r for r in graph if refused.at + 0.1 < r.at < refused.at + 0.95]
+    assert during == [], [f"{r.path} at +{r.at - refused.at:.2f}s" for r in during]
+    assert any(r.at >= refused.at + 0.95 for r in graph)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 
+from socialsync.extract.secrets import redirect_origin
 from socialsync.networks.base import ApiError, RedirectRefused, TransientError
 
 
@@ -21,59 +20,74 @@ def path_segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}" if parts.netloc else "a relative location"
-
-
 class DeadlineClient:
-    """An ``httpx.Client`` whose every request must be answered whole within ``deadline_s``.
+    """``httpx.Client``s whose every request must be answered whole within ``deadline_s``.
 
     httpx bounds each read, not the exchange: an answer trickling a byte at a time under the read
-    timeout would hold a task for ever. Each request runs on a helper thread; when the deadline
-    passes, its client is closed under it (its read fails at the next byte or read timeout, on a
-    thread nobody waits for) and a fresh client and thread serve the next request. Redirects are
-    never followed: they would carry the credentials to wherever the upstream points.
+    timeout would hold a task for ever. Each request runs on a short-lived helper thread; when the
+    deadline passes, the calling worker's own client is closed under it (its read fails at the next
+    byte or read timeout, on a thread nobody waits for) and the worker gets a fresh one. Each worker
+    thread has its own client, so one stuck answer never aborts another worker's requests.
+    Redirects are never followed: they would carry the credentials to wherever the upstream points.
     """
 
     def __init__(self, make_client: Callable[[], httpx.Client], deadline_s: float) -> None:
         self._make = make_client
         self.deadline_s = deadline_s
+        self._local = threading.local()
         self._lock = threading.Lock()
-        self._http = make_client()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="http-deadline")
+        self._clients: set[httpx.Client] = set()
 
     def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-        self._http.close()
+        with self._lock:
+            clients, self._clients = self._clients, set()
+        for http in clients:
+            http.close()
+
+    def _client(self) -> httpx.Client:
+        http: httpx.Client | None = getattr(self._local, "http", None)
+        if http is None:
+            http = self._local.http = self._make()
+            with self._lock:
+                self._clients.add(http)
+        return http
+
+    def _discard(self, http: httpx.Client) -> None:
+        self._local.http = None
+        with self._lock:
+            self._clients.discard(http)
+        http.close()
 
     def get(self, path: str, params: dict[str, Any]) -> httpx.Response:
-        http = self._http
-        future: Future[httpx.Response] = self._pool.submit(self._exchange, http, path, params)
-        try:
-            response = future.result(timeout=self.deadline_s)
-        except FutureTimeout:
-            with self._lock:
-                http.close()
-                if self._http is http:
-                    self._http = self._make()
-                    self._pool.shutdown(wait=False, cancel_futures=True)
-                    self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="http-deadline")
-            raise TransientError(f"GET {path}: no complete answer within {self.deadline_s:.0f}s",
-                                 retryable=True) from None
-        except httpx.TimeoutException as exc:
-            raise TransientError(f"timeout on GET {path}: {type(exc).__name__}", retryable=True) from exc
-        except httpx.TransportError as exc:
-            raise TransientError(f"connection error on GET {path}: {type(exc).__name__}",
-                                 retryable=True) from exc
+        http = self._client()
+        outcome: dict[str, Any] = {}
+        done = threading.Event()
+
+        def exchange() -> None:
+            try:
+                response = http.get(path, params=params, follow_redirects=False)
+                response.read()
+                outcome["response"] = response
+            except BaseException as exc:  # handed to the waiting worker, which classifies it
+                outcome["error"] = exc
+            finally:
+                done.set()
+
+        threading.Thread(target=exchange, name="http-deadline", daemon=True).start()
+        if not done.wait(self.deadline_s):
+            self._discard(http)
+            raise TransientError(f"GET {path}: no complete answer within {self.deadline_s:.0f}s", retryable=True)
+        error = outcome.get("error")
+        if isinstance(error, httpx.TimeoutException):
+            raise TransientError(f"timeout on GET {path}: {type(error).__name__}", retryable=True) from error
+        if isinstance(error, httpx.TransportError):
+            raise TransientError(f"connection error on GET {path}: {type(error).__name__}",
+                                 retryable=True) from error
+        if error is not None:
+            raise error
+        response: httpx.Response = outcome["response"]
         if response.is_redirect:
-            where = origin(response.headers.get("location", ""))
+            where = redirect_origin(str(response.url), response.headers.get("location"))
             raise RedirectRefused(f"GET {path}: HTTP {response.status_code} redirect to {where}, not followed",
                                   status=response.status_code)
-        return response
-
-    @staticmethod
-    def _exchange(http: httpx.Client, path: str, params: dict[str, Any]) -> httpx.Response:
-        response = http.get(path, params=params, follow_redirects=False)
-        response.read()
         return response

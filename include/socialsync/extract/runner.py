@@ -9,10 +9,12 @@ fetch a post's comments only when it is new, its comment count moved, or it is r
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Engine, select
 
@@ -67,6 +69,13 @@ class ExtractReport:
     comment_posts_skipped: int = 0
     quota_stopped: bool = False
     retry_later: list[str] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **counts: int) -> None:
+        """Count from any worker thread."""
+        with self._lock:
+            for name, value in counts.items():
+                setattr(self, name, getattr(self, name) + value)
 
     def as_xcom(self) -> dict[str, int]:
         return {"jobs": self.jobs, "pages": self.pages, "items": self.items, "requests": self.requests,
@@ -101,25 +110,30 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
     """
     report = ExtractReport()
     requests_before = client.requests
+
+    def work(job: bookkeeping.JobRef) -> None:
+        if _stopped_before(engine, client, job, report, clock):
+            return
+        report.add(jobs=1)
+        with engine.begin() as conn:
+            bookkeeping.set_job_status(conn, job.id, "running")
+        try:
+            if "profile" in window.scope:
+                _profile(engine, network, client, job, report, clock)
+            if "posts" in window.scope:
+                _posts(engine, network, client, job, window, report, clock)
+        except AuthError as exc:
+            client.budget.stop(exc)  # the connection is wrong: every job would fail the same way
+            raise
+        except ThrottledError as exc:
+            client.budget.stop(exc)
+            _quota_stop(engine, [job], exc, report, clock)
+        except ApiError as exc:
+            _job_failed(engine, job, exc, report, clock, last_try)
+
     try:
-        for index, job in enumerate(jobs):
-            if job.status in bookkeeping.FINISHED:
-                continue
-            report.jobs += 1
-            with engine.begin() as conn:
-                bookkeeping.set_job_status(conn, job.id, "running")
-            try:
-                if "profile" in window.scope:
-                    _profile(engine, network, client, job, report, clock)
-                if "posts" in window.scope:
-                    _posts(engine, network, client, job, window, report, clock)
-            except AuthError:
-                raise  # the connection is wrong: every job would fail the same way
-            except ThrottledError as exc:
-                _quota_stop(engine, jobs[index:], exc, report, clock)
-                break
-            except ApiError as exc:
-                _job_failed(engine, job, exc, report, clock, last_try)
+        _each_concurrently(work, [job for job in jobs if job.status not in bookkeeping.FINISHED],
+                           client.budget.max_in_flight)
     finally:
         report.requests = client.requests - requests_before
     if report.retry_later:
@@ -127,10 +141,30 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
     return report
 
 
+T = TypeVar("T")
+
+
+def _each_concurrently(work: Callable[[T], None], items: Iterable[T], workers: int) -> None:
+    """Run ``work`` on every item, at most ``workers`` at once; then raise the first error, if any."""
+    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="extract") as pool:
+        _each_in(pool, work, items, workers)
+
+
+def _stopped_before(engine: Engine, client: NetworkClient, job: bookkeeping.JobRef, report: ExtractReport,
+                    clock: Clock) -> bool:
+    """A job not started when the task's budget was stopped: closed ``partial`` (quota) or left (credentials)."""
+    stopped = client.budget.stopped
+    if stopped is None:
+        return False
+    if isinstance(stopped, ThrottledError):
+        _quota_stop(engine, [job], stopped, report, clock)
+    return True
+
+
 def _quota_stop(engine: Engine, jobs: Sequence[bookkeeping.JobRef], exc: ApiError, report: ExtractReport,
                 clock: Clock) -> None:
-    """The quota is spent: close this job and the batch's unstarted ones ``partial``, cursors kept."""
-    log.warning("API quota exhausted, stopping the batch with %s job(s) left partial: %s", len(jobs), exc)
+    """The quota is spent: close these jobs ``partial``, cursors kept, for the next run to resume."""
+    log.warning("API quota exhausted: %s job(s) left partial (%s)", len(jobs), exc)
     report.quota_stopped = True
     with engine.begin() as conn:
         for job in jobs:
@@ -151,7 +185,7 @@ def _job_failed(engine: Engine, job: bookkeeping.JobRef, exc: ApiError, report: 
         else:
             bookkeeping.set_job_status(conn, job.id, "failed", error_type=exc.error_type,
                                        error_message=_error_text(exc), finished_at=clock())
-            report.failed_jobs += 1
+            report.add(failed_jobs=1)
 
 
 def _profile(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
@@ -164,8 +198,7 @@ def _profile(engine: Engine, network: NetworkSpec, client: NetworkClient, job: b
     with engine.begin() as conn:
         write_raw_page(conn, network.name, job.id, page, clock())
         bookkeeping.finish_task(conn, task_id, "succeeded", clock())
-    report.pages += 1
-    report.items += 1
+    report.add(pages=1, items=1)
     log.info("entity %s: profile fetched (job %s)", job.entity_id, job.id)
 
 
@@ -204,7 +237,7 @@ def _posts(engine: Engine, network: NetworkSpec, client: NetworkClient, job: boo
                       expected=expected)
     except PageAnomaly as exc:
         log.warning("entity %s: posts pass stopped by an anomaly, the job ends partial: %s", job.entity_id, exc)
-        report.anomalies += 1
+        report.add(anomalies=1)
         with engine.begin() as conn:
             bookkeeping.finish_task(conn, task_id, "partial", None, error=_error_text(exc))
             bookkeeping.set_job_status(conn, job.id, "running", error_type=exc.error_type,
@@ -252,8 +285,7 @@ def _pass(engine: Engine, network: NetworkSpec, client: NetworkClient, job: book
             write_raw_page(conn, network.name, job.id, page, clock())
             bookkeeping.set_job_cursor(conn, job.id, cursor)
         pages += 1
-        report.pages += 1
-        report.items += page.item_count
+        report.add(pages=1, items=page.item_count)
         log.info("entity %s: posts page %s (%s) with %s items (job %s)", job.entity_id, pages, key,
                  page.item_count, job.id)
         if stop:
@@ -287,20 +319,28 @@ def extract_comments(engine: Engine, network: NetworkSpec, client: NetworkClient
     if "comments" not in window.scope:
         return report
     requests_before = client.requests
-    try:
-        for index, job in enumerate(jobs):
-            if job.status in ("failed", "succeeded", "skipped"):
-                continue
-            report.jobs += 1
+    # Comment threads of every job share one pool: a profile with thousands of posts keeps every
+    # worker busy, and the budget bounds what is in flight whatever the two pools hold.
+    with ThreadPoolExecutor(max_workers=client.budget.max_in_flight, thread_name_prefix="comments") as threads:
+
+        def work(job: bookkeeping.JobRef) -> None:
+            if _stopped_before(engine, client, job, report, clock):
+                return
+            report.add(jobs=1)
             try:
-                _comments_of_job(engine, network, client, job, window, report, clock, last_try)
-            except AuthError:
+                _comments_of_job(engine, network, client, job, window, report, clock, last_try, threads)
+            except AuthError as exc:
+                client.budget.stop(exc)
                 raise
             except ThrottledError as exc:
-                _quota_stop(engine, jobs[index:], exc, report, clock)
-                break
-    finally:
-        report.requests = client.requests - requests_before
+                client.budget.stop(exc)
+                _quota_stop(engine, [job], exc, report, clock)
+
+        try:
+            _each_concurrently(work, [j for j in jobs if j.status not in ("failed", "succeeded", "skipped")],
+                               client.budget.max_in_flight)
+        finally:
+            report.requests = client.requests - requests_before
     if report.retry_later:
         raise RetryLater(f"comments of {len(report.retry_later)} post(s) hit transient errors: "
                          f"{report.retry_later[:5]}")
@@ -308,32 +348,60 @@ def extract_comments(engine: Engine, network: NetworkSpec, client: NetworkClient
 
 
 def _comments_of_job(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                     window: ExtractWindow, report: ExtractReport, clock: Clock, last_try: bool) -> None:
+                     window: ExtractWindow, report: ExtractReport, clock: Clock, last_try: bool,
+                     threads: ThreadPoolExecutor) -> None:
     """Every comment thread the job owes; its own ``comment_threads`` sub-sync ends ``succeeded`` only
     when the walk got to the end (the per-post sub-syncs say how each thread went)."""
     with engine.begin() as conn:
         walk_id, before = bookkeeping.begin_task(conn, job.id, bookkeeping.COMMENT_THREADS, job.entity_id)
     if before == "succeeded":
         return
-    _walk_comment_threads(engine, network, client, job, window, report, clock, last_try)
+    _walk_comment_threads(engine, network, client, job, window, report, clock, last_try, threads)
     with engine.begin() as conn:
         bookkeeping.finish_task(conn, walk_id, "succeeded", clock())
 
 
 def _walk_comment_threads(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                          window: ExtractWindow, report: ExtractReport, clock: Clock, last_try: bool) -> None:
-    listed: set[str] = set()
-    for stub in _listed_posts(engine, network, job):
-        listed.add(stub.post_id)
-        if _in_bounds(stub, window):
-            _comments_if_needed(engine, network, client, job, stub, window, report, clock, last_try)
-    with engine.connect() as conn:
-        debt = [s for s in comment_debt(conn, network.name, job.entity_id) if s.post_id not in listed]
-    if debt:
-        log.info("entity %s: %s post(s) still owe their comments from earlier runs", job.entity_id, len(debt))
-    for stub in debt:
-        if _in_bounds(stub, window):
-            _comments_if_needed(engine, network, client, job, stub, window, report, clock, last_try)
+                          window: ExtractWindow, report: ExtractReport, clock: Clock, last_try: bool,
+                          threads: ThreadPoolExecutor) -> None:
+    """The job's listed posts, then the posts earlier runs left owing comments, threads concurrently."""
+
+    def owed() -> Iterator[PostStub]:
+        listed: set[str] = set()
+        for stub in _listed_posts(engine, network, job):
+            listed.add(stub.post_id)
+            yield stub
+        with engine.connect() as conn:
+            debt = [s for s in comment_debt(conn, network.name, job.entity_id) if s.post_id not in listed]
+        if debt:
+            log.info("entity %s: %s post(s) still owe their comments from earlier runs", job.entity_id, len(debt))
+        yield from debt
+
+    def thread(stub: PostStub) -> None:
+        _comments_if_needed(engine, network, client, job, stub, window, report, clock, last_try)
+
+    _each_in(threads, thread, (stub for stub in owed() if _in_bounds(stub, window)), client.budget.max_in_flight)
+
+
+def _each_in(pool: ThreadPoolExecutor, work: Callable[[T], None], items: Iterable[T], limit: int) -> None:
+    """Run ``work`` on every item in ``pool``, at most ``limit`` queued or running; then raise the first
+    error (credentials refused first), once every started item has finished.
+
+    Items are handed out as slots free up: a profile with 20,000 posts' comment threads is never a
+    list of 20,000 futures.
+    """
+    errors: list[BaseException] = []
+    pending: set[Future[None]] = set()
+    for item in items:
+        if len(pending) >= limit:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            errors += [e for f in done if (e := f.exception()) is not None]
+        pending.add(pool.submit(work, item))
+    done, _ = wait(pending)
+    errors += [e for f in done if (e := f.exception()) is not None]
+    auth = [e for e in errors if isinstance(e, AuthError)]
+    if auth or errors:
+        raise (auth or errors)[0]
 
 
 def _in_bounds(stub: PostStub, window: ExtractWindow) -> bool:
@@ -367,9 +435,9 @@ def _comments_if_needed(engine: Engine, network: NetworkSpec, client: NetworkCli
         with engine.begin() as conn:
             bookkeeping.record_skipped_task(conn, job.id, "comments", stub.post_id,
                                             f"up to date: {stub.comments_count} comment(s) as last synced")
-        report.comment_posts_skipped += 1
+        report.add(comment_posts_skipped=1)
         return
-    report.comment_posts += 1
+    report.add(comment_posts=1)
     _comments_of_post(engine, network, client, job, stub, report, clock, last_try)
 
 
@@ -394,7 +462,7 @@ def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClien
         raise
     except PageAnomaly as exc:
         log.warning("post %s: comments pass stopped by an anomaly: %s", post_id, exc)
-        report.anomalies += 1
+        report.add(anomalies=1)
         with engine.begin() as conn:
             bookkeeping.finish_task(conn, task_id, "partial", None, error=_error_text(exc))
     except ApiError as exc:
@@ -412,8 +480,7 @@ def _comment_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, 
         for page in guard.watch(client.comment_pages(stub.post_id, cursor)):
             with engine.begin() as conn:  # the raw page is the checkpoint: it holds the next cursor
                 write_raw_page(conn, network.name, job.id, page, clock())
-            report.pages += 1
-            report.items += page.item_count
+            report.add(pages=1, items=page.item_count)
     except CursorExpiredError:
         if cursor is None:
             raise

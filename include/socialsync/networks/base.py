@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from socialsync.transform.records import NormalizedPage
+
+if TYPE_CHECKING:
+    from socialsync.extract.budget import RateBudget
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,10 @@ class RawPage:
 
 
 class NetworkClient(Protocol):
+    """A network's API client. Thread-safe: a task's workers share one, and with it one budget."""
+
     requests: int  # requests sent so far, retries included
+    budget: RateBudget  # what every request asks first: in flight, per second, throttling, stops
 
     def fetch_profile(self, entity_id: str) -> FetchedPage: ...
 

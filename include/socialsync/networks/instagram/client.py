@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 
+from socialsync.extract.budget import RateBudget
 from socialsync.extract.http import DeadlineClient, path_segment
-from socialsync.extract.pacing import RequestPacer
 from socialsync.extract.paging import GraphCursorPaginator
 from socialsync.extract.retrying import MAX_WAIT_S, call_with_retries
 from socialsync.extract.secrets import SecretScrubber
@@ -40,6 +41,7 @@ THROTTLE_CODES = frozenset({4, 17, 32, 613, 80001, 80002})
 AUTH_CODES = frozenset({102, 190, 200, 10})
 TRANSIENT_CODES = frozenset({1, 2})
 EXPIRED_CURSOR_SUBCODES = frozenset({2018116})
+DEFAULT_IN_FLIGHT = 16  # requests a task keeps in flight: profiles, and comment threads within them
 
 
 class InstagramClient:
@@ -52,10 +54,13 @@ class InstagramClient:
         self.max_attempts = int(options.get("max_attempts", 6))
         self.max_wait_s = float(options.get("max_wait_s", MAX_WAIT_S))
         self.backoff_s = float(options.get("backoff_s", 0.5))
+        self._counted = threading.Lock()
         self.requests = 0
         self.last_usage: dict[str, Any] = {}
-        self.pacer = RequestPacer(
-            max_per_second=int(options["max_requests_per_second"]) if options.get("max_requests_per_second")
+        # One budget for everything this client has in flight: the task's workers share it.
+        self.budget = RateBudget(
+            max_in_flight=int(options.get("max_in_flight", DEFAULT_IN_FLIGHT)),
+            max_per_second=float(options["max_requests_per_second"]) if options.get("max_requests_per_second")
             else None,
             slow_down_at=int(options.get("slow_down_at_percent", 80)),
             max_pause_s=float(options.get("max_pause_s", 30.0)),
@@ -116,9 +121,10 @@ class InstagramClient:
                                  f"GET {path} after={params.get('after', '-')}", self.max_wait_s, self.backoff_s)
 
     def _get_once(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        self.pacer.before_request()
-        self.requests += 1
-        response = self._http.get(path, params=params)
+        with self.budget.slot():
+            with self._counted:
+                self.requests += 1
+            response = self._http.get(path, params=params)
         self._read_usage(response)
         try:
             body = self.scrubber.json(response.json())
@@ -129,7 +135,12 @@ class InstagramClient:
             return response.status_code, body
         if response.is_success and not isinstance(body, dict):
             raise PageAnomaly(f"GET {path}: the answer is a JSON {type(body).__name__}, not an object")
-        raise _graph_error(response, body, path, self.max_wait_s, self._regain_after_s())
+        error = _graph_error(response, body, path, self.max_wait_s, self._regain_after_s())
+        if isinstance(error, QuotaExhaustedError | AuthError):
+            self.budget.stop(error)  # every worker of the task stops at its next request
+        elif isinstance(error, ThrottledError):
+            self.budget.hold(error.retry_after if error.retry_after is not None else self.backoff_s * 4, str(error))
+        raise error
 
     def _read_usage(self, response: httpx.Response) -> None:
         for header in ("x-app-usage", "x-business-use-case-usage"):
@@ -139,7 +150,7 @@ class InstagramClient:
                     self.last_usage[header] = json.loads(value)
                 except json.JSONDecodeError:
                     log.warning("ignoring unreadable %s header", header)
-        self.pacer.observe(self.usage_percent())
+        self.budget.observe_usage(self.usage_percent())
 
     def _buc_entries(self) -> list[dict[str, Any]]:
         buc = self.last_usage.get("x-business-use-case-usage")
