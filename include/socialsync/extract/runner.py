@@ -364,7 +364,11 @@ def _comments_of_job(engine: Engine, network: NetworkSpec, client: NetworkClient
 def _walk_comment_threads(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
                           window: ExtractWindow, report: ExtractReport, clock: Clock, last_try: bool,
                           threads: ThreadPoolExecutor) -> None:
-    """The job's listed posts, then the posts earlier runs left owing comments, threads concurrently."""
+    """The job's listed posts, then the posts earlier runs left owing comments, threads concurrently.
+
+    Which posts need their comments is decided here, a chunk of posts per query; only the threads
+    to fetch go to the pool, so an up-to-date post costs no round trip of its own.
+    """
 
     def owed() -> Iterator[PostStub]:
         listed: set[str] = set()
@@ -377,10 +381,51 @@ def _walk_comment_threads(engine: Engine, network: NetworkSpec, client: NetworkC
             log.info("entity %s: %s post(s) still owe their comments from earlier runs", job.entity_id, len(debt))
         yield from debt
 
-    def thread(stub: PostStub) -> None:
-        _comments_if_needed(engine, network, client, job, stub, window, report, clock, last_try)
+    def to_fetch() -> Iterator[PostStub]:
+        for chunk in _chunks((stub for stub in owed() if _in_bounds(stub, window)), WATERMARK_CHUNK):
+            with engine.connect() as conn:
+                synced = comment_watermarks(conn, network.name, [stub.post_id for stub in chunk])
+            up_to_date = []
+            for stub in chunk:
+                need = _needs_comments(stub, synced.get(stub.post_id), window)
+                if need is None:
+                    continue  # never had comments: nothing to fetch, nothing to record
+                if need:
+                    report.add(comment_posts=1)
+                    yield stub
+                else:
+                    up_to_date.append((stub.post_id, f"up to date: {stub.comments_count} comment(s) as last synced"))
+            if up_to_date:
+                with engine.begin() as conn:
+                    bookkeeping.record_skipped_tasks(conn, job.id, "comments", up_to_date)
+                report.add(comment_posts_skipped=len(up_to_date))
 
-    _each_in(threads, thread, (stub for stub in owed() if _in_bounds(stub, window)), client.budget.max_in_flight)
+    def thread(stub: PostStub) -> None:
+        _comments_of_post(engine, network, client, job, stub, report, clock, last_try)
+
+    _each_in(threads, thread, to_fetch(), client.budget.max_in_flight)
+
+
+WATERMARK_CHUNK = 500  # posts whose comment watermarks are read in one query
+
+
+def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    chunk: list[T] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _needs_comments(stub: PostStub, synced: int | None, window: ExtractWindow) -> bool | None:
+    """Whether a post's comments must be fetched; ``None`` when it never had any to fetch."""
+    if not stub.comments_count and not synced:
+        return None
+    recent = stub.created_at is not None and stub.created_at >= window.recent_since
+    return window.full_refresh or synced is None or synced != stub.comments_count or recent
 
 
 def _each_in(pool: ThreadPoolExecutor, work: Callable[[T], None], items: Iterable[T], limit: int) -> None:
@@ -421,24 +466,6 @@ def _listed_posts(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef)
             if stub.post_id not in seen:
                 seen.add(stub.post_id)
                 yield stub
-
-
-def _comments_if_needed(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                        stub: PostStub, window: ExtractWindow, report: ExtractReport, clock: Clock,
-                        last_try: bool) -> None:
-    with engine.connect() as conn:
-        synced = comment_watermarks(conn, network.name, [stub.post_id]).get(stub.post_id)
-    recent = stub.created_at is not None and stub.created_at >= window.recent_since
-    if not stub.comments_count and not synced:
-        return  # never had comments: nothing to fetch, nothing to record
-    if not (window.full_refresh or synced is None or synced != stub.comments_count or recent):
-        with engine.begin() as conn:
-            bookkeeping.record_skipped_task(conn, job.id, "comments", stub.post_id,
-                                            f"up to date: {stub.comments_count} comment(s) as last synced")
-        report.add(comment_posts_skipped=1)
-        return
-    report.add(comment_posts=1)
-    _comments_of_post(engine, network, client, job, stub, report, clock, last_try)
 
 
 def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,

@@ -13,6 +13,10 @@ def warehouse_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the tables created; SQLite gets WAL and a busy timeout."""
     if make_url(url).get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": 60})
+    # An extract task's workers (up to a few dozen threads) each hold a connection briefly: a pool
+    # that size keeps them from reconnecting on every checkout.
+    kwargs.setdefault("pool_size", 16)
+    kwargs.setdefault("max_overflow", 32)
     engine = create_engine(url, future=True, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -111,14 +111,16 @@ def finish_task(conn: Connection, task_id: int, status: str, synced_at: datetime
     )
 
 
-def record_skipped_task(conn: Connection, job_id: int, kind: str, external_id: str, reason: str) -> None:
+def record_skipped_tasks(conn: Connection, job_id: int, kind: str, skipped: Sequence[tuple[str, str]]) -> None:
+    """Record sub-syncs with nothing to do, ``(external_id, reason)`` each, unless the job has them already."""
     t = sync_tasks.c
-    exists = conn.scalar(
-        select(func.count()).where(t.job_id == job_id, t.kind == kind, t.external_id == external_id)
-    )
-    if not exists:
-        conn.execute(insert(sync_tasks).values(job_id=job_id, kind=kind, external_id=external_id,
-                                               status="skipped", attempts=0, last_error=reason))
+    ids = [external_id for external_id, _ in skipped]
+    present = set(conn.scalars(select(t.external_id).where(t.job_id == job_id, t.kind == kind,
+                                                           t.external_id.in_(ids))))
+    rows = [{"job_id": job_id, "kind": kind, "external_id": external_id, "status": "skipped", "attempts": 0,
+             "last_error": reason} for external_id, reason in dict(skipped).items() if external_id not in present]
+    if rows:
+        conn.execute(insert(sync_tasks), rows)
 
 
 def task_statuses(conn: Connection, job_ids: Sequence[int]) -> dict[int, dict[str, int]]:

@@ -41,7 +41,7 @@ THROTTLE_CODES = frozenset({4, 17, 32, 613, 80001, 80002})
 AUTH_CODES = frozenset({102, 190, 200, 10})
 TRANSIENT_CODES = frozenset({1, 2})
 EXPIRED_CURSOR_SUBCODES = frozenset({2018116})
-DEFAULT_IN_FLIGHT = 16  # requests a task keeps in flight: profiles, and comment threads within them
+DEFAULT_IN_FLIGHT = 32  # requests a task keeps in flight: profiles, and comment threads within them
 
 
 class InstagramClient:
