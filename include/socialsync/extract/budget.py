@@ -38,6 +38,9 @@ class RateBudget:
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._limiter = (Limiter(InMemoryBucket([Rate(max(1, round(max_per_second)), Duration.SECOND)]))
                          if max_per_second else None)
+        # Starts are also spaced 1/rate apart: a per-second window alone lets a whole second's
+        # allowance go at once, which an API counting any sliding second refuses.
+        self._min_spacing = 1.0 / max_per_second if max_per_second else 0.0
         self._lock = threading.Lock()
         self._clock, self._sleep = clock, sleep
         self._paused_until = 0.0
@@ -62,7 +65,7 @@ class RateBudget:
         self._raise_if_stopped()
         with self._lock:  # reserve a start time: usage spacing applies to the task, not to each worker
             now = self._clock()
-            spacing = self.spacing_for(self.usage_percent)
+            spacing = max(self.spacing_for(self.usage_percent), self._min_spacing)
             start = max(now, self._paused_until, self._next_start if spacing else now)
             self._next_start = start + spacing
         while True:

@@ -7,23 +7,35 @@ re-running a run or rebuilding every table from raw reproduces the same rows.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from sqlalchemy import Column, ColumnElement, Connection, Engine, Table, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, exists, insert, select, update
 
 from socialsync.networks.base import NetworkSpec
 from socialsync.storage.jobs import advance_watermark, begin_task, finish_task
-from socialsync.storage.raw import raw_page_ids, read_raw_pages
-from socialsync.storage.schema import comments, media, metrics, posts, profiles, quarantine, sync_jobs, sync_tasks
-from socialsync.storage.state import set_comment_watermark
-from socialsync.storage.upserts import upsert
+from socialsync.storage.raw import read_raw_pages
+from socialsync.storage.schema import (
+    comments,
+    media,
+    metrics,
+    posts,
+    profiles,
+    quarantine,
+    raw_pages,
+    sync_jobs,
+    sync_state,
+    sync_tasks,
+)
+from socialsync.storage.staging import StagedUpserts
+from socialsync.storage.state import COMMENTS
 from socialsync.transform.records import NormalizedPage
 
 log = logging.getLogger(__name__)
 
 PAGES_PER_CHUNK = 20  # raw pages read into memory at a time
+TASKS_PER_CHUNK = 1000  # comment sub-syncs read into memory at a time
 NEWER = "synced_at"  # the job's as-of time: a row is only replaced by one at least as new
 
 
@@ -41,12 +53,6 @@ class NormalizeReport:
 
     def as_xcom(self) -> dict[str, int]:
         return dict(self.__dict__)
-
-
-@dataclass
-class _Seen:
-    posts: set[str]
-    comments: dict[str, set[str]]
 
 
 def as_of(cursor: dict[str, object], fallback: datetime | None) -> datetime:
@@ -78,54 +84,88 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
                    now: Callable[[], datetime]) -> None:
     """One job in one transaction: its rows, what its complete passes prove gone, and the watermarks
     they vouch for (a post's comment count, the entity's ``last_synced_at``) commit together or not at all.
+
+    Rows are staged and merged once per table; what a pass saw is read back from the stages, so
+    memory does not grow with the posts and comments of a profile.
     """
-    with engine.begin() as conn:
+    with engine.begin() as conn, StagedUpserts(conn, newer=NEWER) as stage:
         job = conn.execute(select(sync_jobs.c.entity_id, sync_jobs.c.cursor, sync_jobs.c.started_at,
                                   sync_jobs.c.status).where(sync_jobs.c.id == job_id)).one()
-        page_ids = raw_page_ids(conn, [job_id])
-        tasks = conn.execute(select(sync_tasks.c.kind, sync_tasks.c.external_id, sync_tasks.c.status,
-                                    sync_tasks.c.seen).where(sync_tasks.c.job_id == job_id)).all()
+        t = sync_tasks.c
+        statuses = set(conn.execute(select(t.kind, t.status).where(t.job_id == job_id).distinct()).tuples())
         cursor = dict(job.cursor or {})
         moment = as_of(cursor, job.started_at)
         bounds = _Bounds.of(cursor)
-        seen = _Seen(posts=set(), comments={})
-        for start in range(0, len(page_ids), PAGES_PER_CHUNK):
-            chunk = page_ids[start : start + PAGES_PER_CHUNK]
+        for chunk in _raw_page_chunks(conn, job_id):
             for page in read_raw_pages(conn, chunk):
-                normalized = bounds.apply(network.normalize(page))
-                _write(conn, network.name, page.id, normalized, moment, report)
-                seen.posts.update(p.post_id for p in normalized.posts)
-                for c in normalized.comments:
-                    seen.comments.setdefault(c.post_id, set()).add(c.comment_id)
+                _write(conn, stage, network.name, page.id, bounds.apply(network.normalize(page)), moment, report)
             report.pages += len(chunk)
-        posts_done = any(t.kind == "posts" and t.status == "succeeded" for t in tasks)
-        if cursor.get("posts_complete") and posts_done:
-            _mark_posts_deleted(conn, network.name, job.entity_id, seen.posts, moment, report)
-        for task in tasks:
-            if task.kind == "comments" and task.status == "succeeded":
-                report.deleted_comments += len(_mark_deleted(
-                    conn, comments, comments.c.comment_id, network.name, comments.c.post_id == task.external_id,
-                    seen.comments.get(task.external_id, set()), moment))
-                set_comment_watermark(conn, network.name, task.external_id,
-                                      (task.seen or {}).get("comments_count"), moment)
-        extracted = [t for t in tasks if t.kind != "normalize"]
-        owed = set(cursor.get("parts", [])) - {t.kind for t in extracted}  # parts that never started
+        _stage_comment_watermarks(conn, stage, network.name, job_id, moment)
+        stage.merge()
+        if cursor.get("posts_complete") and ("posts", "succeeded") in statuses:
+            _mark_posts_deleted(conn, network.name, job.entity_id, stage.staged(posts), moment, report)
+        report.deleted_comments += _mark_comments_deleted(conn, network.name, job_id, stage.staged(comments),
+                                                          moment)
+        extracted = {(kind, status) for kind, status in statuses if kind != "normalize"}
+        owed = set(cursor.get("parts", [])) - {kind for kind, _ in extracted}  # parts that never started
         if job.status not in ("failed", "skipped") and extracted and not owed and all(
-                t.status in ("succeeded", "skipped") for t in extracted):
+                status in ("succeeded", "skipped") for _, status in extracted):
             advance_watermark(conn, network.name, job.entity_id, moment)
         task_id, _ = begin_task(conn, job_id, "normalize", job.entity_id)
         finish_task(conn, task_id, "succeeded", now())
 
 
-def _mark_posts_deleted(conn: Connection, network: str, entity_id: str, seen: set[str], moment: datetime,
+def _raw_page_chunks(conn: Connection, job_id: int) -> Iterator[list[int]]:
+    """The job's raw page ids in order, a chunk at a time (a profile may have tens of thousands)."""
+    after = 0
+    while True:
+        chunk = list(conn.scalars(select(raw_pages.c.id).where(raw_pages.c.job_id == job_id, raw_pages.c.id > after)
+                                  .order_by(raw_pages.c.id).limit(PAGES_PER_CHUNK)))
+        if not chunk:
+            return
+        yield chunk
+        after = chunk[-1]
+
+
+def _stage_comment_watermarks(conn: Connection, stage: StagedUpserts, network: str, job_id: int,
+                              moment: datetime) -> None:
+    """Each fully fetched post's comment count becomes its watermark, with the rows that prove it."""
+    t = sync_tasks.c
+    after = ""
+    while True:  # in the order of the (job, kind, external id) index: each chunk is a range read
+        chunk = conn.execute(select(t.external_id, t.seen).where(
+            t.job_id == job_id, t.kind == "comments", t.external_id > after, t.status == "succeeded")
+            .order_by(t.external_id).limit(TASKS_PER_CHUNK)).all()
+        if not chunk:
+            return
+        stage.append(sync_state, [
+            {"network": network, "kind": COMMENTS, "external_id": task.external_id,
+             "state": {"comments_count": (task.seen or {}).get("comments_count")}, "synced_at": moment}
+            for task in chunk])
+        after = chunk[-1].external_id
+
+
+def _mark_posts_deleted(conn: Connection, network: str, entity_id: str, seen: Table, moment: datetime,
                         report: NormalizeReport) -> None:
-    gone = _mark_deleted(conn, posts, posts.c.post_id, network, posts.c.profile_id == entity_id, seen, moment)
-    report.deleted_posts += len(gone)
-    for start in range(0, len(gone), 500):  # a deleted post takes its comments with it
-        conn.execute(update(comments).where(comments.c.network == network,
-                                            comments.c.post_id.in_(gone[start : start + 500]),
-                                            comments.c.synced_at <= moment)
-                     .values(deleted=True, synced_at=moment))
+    gone = _unseen(posts, seen, ("post_id",), network, posts.c.profile_id == entity_id, moment)
+    # A deleted post takes its comments with it: marked first, while the posts still say which. The
+    # gone posts are worked out once: with the statistics of tables loaded in this very transaction,
+    # PostgreSQL would otherwise redo the anti-join for every comment it checks.
+    gone_posts = select(posts.c.post_id).where(*gone).cte("gone_posts").prefix_with("MATERIALIZED",
+                                                                                    dialect="postgresql")
+    conn.execute(update(comments).where(comments.c.network == network, comments.c.synced_at <= moment,
+                                        comments.c.post_id.in_(select(gone_posts.c.post_id)))
+                 .values(deleted=True, synced_at=moment))
+    report.deleted_posts += _mark_deleted(conn, posts, gone, moment)
+
+
+def _mark_comments_deleted(conn: Connection, network: str, job_id: int, seen: Table, moment: datetime) -> int:
+    """Comments of every post whose comments pass succeeded that the pass did not see: one statement."""
+    t = sync_tasks.c
+    passed = select(t.external_id).where(t.job_id == job_id, t.kind == "comments", t.status == "succeeded")
+    # Seen under the same post: a pass proves gone only what is gone from its own post's thread.
+    return _mark_deleted(conn, comments, _unseen(comments, seen, ("comment_id", "post_id"), network,
+                                                 comments.c.post_id.in_(passed), moment), moment)
 
 
 @dataclass
@@ -168,34 +208,33 @@ class _Bounds:
         )
 
 
-def _mark_deleted(conn: Connection, table: Table, key: Column[str], network: str,
-                  scope: ColumnElement[bool], seen: set[str], moment: datetime) -> list[str]:
-    """After a complete pass, rows of ``scope`` that the pass did not see are gone upstream.
+def _unseen(table: Table, seen: Table, key: tuple[str, ...], network: str, scope: ColumnElement[bool],
+            moment: datetime) -> list[ColumnElement[bool]]:
+    """Live rows of ``scope`` that a complete pass did not see (no staged row with the same ``key``).
 
     Only rows no newer than the pass: a replayed older job never deletes what a newer one loaded.
     """
-    present = set(conn.scalars(select(key).where(table.c.network == network, scope, table.c.deleted.is_(False),
-                                                  table.c.synced_at <= moment)))
-    gone = sorted(present - seen)
-    for start in range(0, len(gone), 500):
-        conn.execute(update(table).where(table.c.network == network, key.in_(gone[start : start + 500]))
-                     .values(deleted=True, synced_at=moment))
-    if gone:
-        log.info("marked %s row(s) of %s deleted after a complete pass", len(gone), table.name)
-    return gone
+    staged = exists().where(seen.c.network == table.c.network, *(seen.c[k] == table.c[k] for k in key))
+    return [table.c.network == network, scope, table.c.deleted.is_(False), table.c.synced_at <= moment, ~staged]
 
 
-def _write(conn: Connection, network: str, page_id: int, page: NormalizedPage, moment: datetime,
-           report: NormalizeReport) -> None:
+def _mark_deleted(conn: Connection, table: Table, gone: list[ColumnElement[bool]], moment: datetime) -> int:
+    """After a complete pass, the rows ``gone`` selects are gone upstream."""
+    marked = int(conn.execute(update(table).where(*gone).values(deleted=True, synced_at=moment)).rowcount)
+    if marked:
+        log.info("marked %s row(s) of %s deleted after a complete pass", marked, table.name)
+    return marked
+
+
+def _write(conn: Connection, stage: StagedUpserts, network: str, page_id: int, page: NormalizedPage,
+           moment: datetime, report: NormalizeReport) -> None:
     base = {"network": network, "synced_at": moment}
-    report.profiles += upsert(conn, profiles, [{**base, **p.model_dump()} for p in page.profiles], newer=NEWER)
-    report.posts += upsert(conn, posts, [{**base, **p.model_dump(), "deleted": False} for p in page.posts],
-                           newer=NEWER)
-    report.media += upsert(conn, media, [{**base, **m.model_dump()} for m in page.media], newer=NEWER)
-    report.comments += upsert(conn, comments, [{**base, **c.model_dump(), "deleted": False} for c in page.comments],
-                              newer=NEWER)
-    report.metrics += upsert(conn, metrics, [
-        {**base, **m.model_dump(), "captured_on": captured_on(moment)} for m in page.metrics], newer=NEWER)
+    report.profiles += stage.append(profiles, [{**base, **p.model_dump()} for p in page.profiles])
+    report.posts += stage.append(posts, [{**base, **p.model_dump(), "deleted": False} for p in page.posts])
+    report.media += stage.append(media, [{**base, **m.model_dump()} for m in page.media])
+    report.comments += stage.append(comments, [{**base, **c.model_dump(), "deleted": False} for c in page.comments])
+    report.metrics += stage.append(metrics, [
+        {**base, **m.model_dump(), "captured_on": captured_on(moment)} for m in page.metrics])
     # Re-normalizing a page replaces its rejects rather than piling them up.
     conn.execute(delete(quarantine).where(quarantine.c.raw_page_id == page_id))
     if page.rejects:
