@@ -65,28 +65,30 @@ class GraphCursorPaginator:
 class PassGuard:
     """Watches one pass over an entity's pages and stops it when paging cannot be trusted.
 
-    A cursor seen before in the pass (a cycle), or more pages or distinct items than the entity's
-    own count can explain, is an anomaly: an upstream that keeps answering would otherwise be
-    paged for ever. ``expected`` is the count the API reported (a profile's posts, a post's
-    comments); ``None`` leaves only the cycle check and the hard page cap.
+    A cursor seen before in the pass (a cycle), or more pages or items than the entity's own count
+    can explain, is an anomaly: an upstream that keeps answering would otherwise be paged for ever.
+    ``expected`` is the count the API reported (a profile's posts, a post's comments); ``None``
+    leaves only the cycle check and the hard page cap. Items are counted, not remembered (memory
+    stays flat however long the pass), with room for the items an API repeats across pages.
     """
 
     HARD_PAGE_CAP = 1_000_000
+    REPEATS = 2  # an item may be listed again on the next page while the list moves under us
 
     def __init__(self, what: str, start: str | None, expected: int | None, slack: float = 0.1,
                  extra: int = 50) -> None:
         self.what = what
         self.pages = 0
+        self.items = 0
         self._seen_cursors: set[str] = {start} if start else set()
-        self._items: set[str] = set()
         allowance = None if expected is None else int(max(expected, 0) * (1 + slack)) + extra
+        self.max_items = None if allowance is None else allowance * self.REPEATS
         # Every page but the last holds at least one item, so pages are bounded by items too.
-        self.max_items = allowance
         self.max_pages = self.HARD_PAGE_CAP if allowance is None else allowance + 1
 
     def check(self, page: FetchedPage) -> None:
         self.pages += 1
-        self._items.update(page.item_ids)
+        self.items += page.item_count
         if page.next_cursor is not None:
             if page.next_cursor in self._seen_cursors:
                 raise PageAnomaly(f"{self.what}: cursor repeated after {self.pages} page(s)")
@@ -94,9 +96,9 @@ class PassGuard:
         if self.pages > self.max_pages:
             raise PageAnomaly(f"{self.what}: {self.pages} pages, more than its count can explain "
                               f"(at most {self.max_pages})")
-        if self.max_items is not None and len(self._items) > self.max_items:
-            raise PageAnomaly(f"{self.what}: {len(self._items)} distinct items, more than its count "
-                              f"can explain (at most {self.max_items})")
+        if self.max_items is not None and self.items > self.max_items:
+            raise PageAnomaly(f"{self.what}: {self.items} items, more than its count can explain "
+                              f"(at most {self.max_items})")
 
     def watch(self, pages: Iterable[FetchedPage]) -> Iterator[FetchedPage]:
         """Yield ``pages`` while they can be trusted; raise ``PageAnomaly`` before the first that cannot."""

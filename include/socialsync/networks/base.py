@@ -34,7 +34,6 @@ class FetchedPage:
     cursor: str | None  # the cursor this page was asked for with
     next_cursor: str | None  # where the next page starts; None on the last page
     item_count: int
-    item_ids: tuple[str, ...] = ()  # what the page lists, for the paging guard's count checks
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from types import TracebackType
 from typing import Any
 
 from sqlalchemy import (
+    JSON,
     BigInteger,
     Column,
     Connection,
@@ -331,6 +332,11 @@ def _copy_converter(column: Column[Any], dialect: Dialect) -> Callable[[Any], st
     text), so staged rows hold exactly what row-by-row statements stored.
     """
     impl = column.type.dialect_impl(dialect)
+    if isinstance(impl, JSON):
+        # JSON as its text, whatever the driver's bind step wraps it in (psycopg 3 hands back a
+        # ``Jsonb`` adapter object, not text); the same serializer the row-by-row statements use.
+        serialize = dialect._json_serializer or json.dumps  # type: ignore[attr-defined]
+        return lambda value: _NULL if value is None else serialize(value)
     process = impl.bind_processor(dialect)
     if process is None:
         return None if isinstance(impl, String) else _memo(_text)

@@ -110,9 +110,8 @@ class InstagramClient:
             except PageAnomaly as exc:
                 raise PageAnomaly(f"GET {path} after={asked_with or '-'}: {exc}") from None
             items = body["data"]
-            ids = tuple(str(item["id"]) for item in items if isinstance(item, dict) and "id" in item)
             yield FetchedPage(kind, parent_id, _request(path, params), status, body, asked_with,
-                              paginator.cursor, len(items), ids)
+                              paginator.cursor, len(items))
             if not paginator.has_next_page:
                 return
 
