@@ -65,12 +65,3 @@ def end_rebuild(conn: Connection, network: str, run_id: str) -> None:
     conn.execute(update(network_locks).where(network_locks.c.network == network,
                                              network_locks.c.rebuild_run_id == run_id)
                  .values(rebuild_run_id=None, acquired_at=None))
-
-
-def rebuild_holder(conn: Connection, network: str, now: datetime) -> str | None:
-    """The live rebuild run of ``network``, if any (a cheap read for a sensor; plans re-check under the lock)."""
-    row = conn.execute(select(network_locks.c.rebuild_run_id, network_locks.c.acquired_at)
-                       .where(network_locks.c.network == network)).first()
-    if row is None or row.rebuild_run_id is None or row.acquired_at is None:
-        return None
-    return str(row.rebuild_run_id) if row.acquired_at > now - REBUILD_TTL else None

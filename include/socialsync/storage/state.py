@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, and_, or_, select
 
 from socialsync.networks.base import PostStub
 from socialsync.storage.schema import posts, sync_state
-from socialsync.storage.upserts import upsert
 
 COMMENTS = "comments"
 
@@ -31,11 +31,10 @@ def comment_watermarks(conn: Connection, network: str, post_ids: Iterable[str]) 
     return {post_id: int(state.get("comments_count", -1)) for post_id, state in rows}
 
 
-def set_comment_watermark(conn: Connection, network: str, post_id: str, comments_count: int | None,
-                          synced_at: datetime) -> None:
-    upsert(conn, sync_state, [{"network": network, "kind": COMMENTS, "external_id": post_id,
-                               "state": {"comments_count": comments_count}, "synced_at": synced_at}],
-           newer="synced_at")
+def comment_watermark(network: str, post_id: str, comments_count: int | None, synced_at: datetime) -> dict[str, Any]:
+    """The ``sync_state`` row saying a post's comments were fetched in full at ``comments_count``."""
+    return {"network": network, "kind": COMMENTS, "external_id": post_id,
+            "state": {"comments_count": comments_count}, "synced_at": synced_at}
 
 
 def comment_debt(conn: Connection, network: str, profile_id: str, limit: int = 100_000) -> list[PostStub]:

@@ -29,7 +29,7 @@ from socialsync.storage.schema import (
     sync_tasks,
 )
 from socialsync.storage.staging import StagedUpserts
-from socialsync.storage.state import COMMENTS
+from socialsync.storage.state import comment_watermark
 from socialsync.transform.records import NormalizedPage
 
 log = logging.getLogger(__name__)
@@ -139,8 +139,7 @@ def _stage_comment_watermarks(conn: Connection, stage: StagedUpserts, network: s
         if not chunk:
             return
         stage.append(sync_state, [
-            {"network": network, "kind": COMMENTS, "external_id": task.external_id,
-             "state": {"comments_count": (task.seen or {}).get("comments_count")}, "synced_at": moment}
+            comment_watermark(network, task.external_id, (task.seen or {}).get("comments_count"), moment)
             for task in chunk])
         after = chunk[-1].external_id
 
