@@ -4,6 +4,7 @@ redirects, truncates and rewrites answers; what a job reports must still be what
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
@@ -15,14 +16,16 @@ from socialsync.extract import runner
 from socialsync.networks.base import ApiCredentials, ApiError
 from socialsync.networks.instagram.client import InstagramClient
 from socialsync.sandbox.dataset import Dataset
-from socialsync.sandbox.server import SandboxServer
+from socialsync.sandbox.faults import FaultPlan
+from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage import locks
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.rebuild import clear_derived
-from socialsync.storage.schema import metadata, posts, sync_jobs, sync_tasks, tracked_entities
+from socialsync.storage.schema import metadata, posts, raw_pages, sync_jobs, sync_tasks, tracked_entities
 from socialsync.transform.pipeline import normalize_jobs
 from tests.hostile import HostileProxy, Recorder, RequestInfo, Rule
+from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import INSTAGRAM, SCOPE, checksums, clock, day, open_batch, sync
 from tests.integration.truth import assert_warehouse_matches, deleted_ids
 
@@ -436,3 +439,33 @@ def test_profiles_are_worked_concurrently_and_one_throttle_answer_pauses_them_al
     during = [r for r in graph if refused.at + 0.1 < r.at < refused.at + 0.95]
     assert during == [], [f"{r.path} at +{r.at - refused.at:.2f}s" for r in during]
     assert any(r.at >= refused.at + 0.95 for r in graph)
+
+
+def test_posts_listed_twice_have_their_comments_fetched_once(sqlite_warehouse: Engine) -> None:
+    """Graph repeats an item on the next page when the list moves while it is paged: the walk over
+    the listed posts remembers nothing per post, yet no comment page is asked for twice."""
+    faults = FaultPlan(rate=1.0, kinds=("repeat",), seed=1)
+    with SandboxServer(SandboxConfig(spec=SMALL, faults=faults)) as sandbox, HostileProxy(sandbox.url) as proxy:
+        dataset: Dataset = sandbox.app.state.dataset
+        sync(sqlite_warehouse, _client(proxy.url, max_in_flight=8), dataset.profile_ids(), "run-1", day(0))
+        assert proxy.errors == []
+    assert_warehouse_matches(sqlite_warehouse, dataset, enrich=False)
+    media = [r for r in proxy.requests if r.path.endswith("/media")]
+    listed = [item for page in _media_answers(sqlite_warehouse) for item in page]
+    assert len(listed) > len(set(listed)), "the sandbox repeated no post: the test proves nothing"
+    asked = Counter((r.path, r.query) for r in proxy.requests if r.path.endswith("/comments"))
+    assert asked and max(asked.values()) == 1, [k for k, n in asked.items() if n > 1]
+    first_pages = Counter(path for path, query in asked if "after=" not in query)
+    with_comments = {p for p in set(listed) if _comment_count(sqlite_warehouse, p)}
+    assert set(first_pages) == {f"/v21.0/{p}/comments" for p in with_comments} and media
+
+
+def _media_answers(engine: Engine) -> list[list[str]]:
+    with engine.connect() as conn:
+        payloads = conn.scalars(select(raw_pages.c.payload).where(raw_pages.c.kind == "posts"))
+        return [[item["id"] for item in payload["data"]] for payload in payloads]
+
+
+def _comment_count(engine: Engine, post_id: str) -> int:
+    with engine.connect() as conn:
+        return int(conn.scalar(select(posts.c.comments_count).where(posts.c.post_id == post_id)) or 0)

@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from socialsync.extract.budget import RateBudget
+from socialsync.extract.budget import HEADROOM, RateBudget
 from socialsync.networks.base import AuthError, QuotaExhaustedError
 
 
@@ -101,3 +101,36 @@ def test_a_rate_cap_spaces_starts_per_second() -> None:
         with budget.slot():
             pass
     assert time.monotonic() - started >= 0.45  # 20 in the first second's window, 10 more after
+
+
+def test_turns_given_before_a_hold_are_given_again_after_it_in_line() -> None:
+    """Workers already waiting for their turn when a throttle answer comes do not all start the
+    moment the hold ends: they take new turns after it, spaced as before."""
+    clock = FakeClock()
+
+    def sleep(seconds: float) -> None:  # another worker is answered 429 while this one waits its turn
+        if not budget.holds:
+            budget.hold(2.0, "HTTP 429")
+        clock.sleep(seconds)
+
+    budget = RateBudget(max_per_second=10, clock=clock, sleep=sleep)
+    spacing = 1 / (10 * (1 - HEADROOM))
+    starts = []
+    for _ in range(3):
+        with budget.slot():
+            starts.append(clock.now)
+    assert starts[0] == pytest.approx(100.0)
+    assert starts[1] == pytest.approx(102.0)  # its turn (100 + spacing) fell inside the hold
+    assert starts[2] - starts[1] == pytest.approx(spacing)  # not at the same instant as the one before
+
+
+def test_a_rate_cap_keeps_headroom_for_the_jitter_between_start_and_arrival() -> None:
+    clock = FakeClock()
+    budget = _budget(clock, max_per_second=10)
+    starts = []
+    for _ in range(11):
+        with budget.slot():
+            starts.append(clock.now)
+    # Eleven starts take more than a second: however late the first arrives, ten fit in any second.
+    assert starts[-1] - starts[0] == pytest.approx(10 / (10 * (1 - HEADROOM)))
+    assert starts[10] - starts[0] > 1.0 + HEADROOM

@@ -14,6 +14,7 @@ from socialsync.networks.base import ApiError
 
 log = logging.getLogger(__name__)
 
+HEADROOM = 0.05  # share of a per-second budget left unspent, for the jitter between start and arrival
 WAIT_STEP_S = 0.05  # how often a waiting worker looks again, so a stop is noticed promptly
 
 
@@ -30,7 +31,7 @@ class RateBudget:
     """
 
     def __init__(self, max_in_flight: int = 16, max_per_second: float | None = None, slow_down_at: int = 80,
-                 max_pause_s: float = 30.0, clock: Callable[[], float] = time.monotonic,
+                 max_pause_s: float = 30.0, headroom: float = HEADROOM, clock: Callable[[], float] = time.monotonic,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.max_in_flight = max(1, max_in_flight)
         self.slow_down_at = slow_down_at
@@ -38,9 +39,12 @@ class RateBudget:
         self._slots = threading.BoundedSemaphore(self.max_in_flight)
         self._limiter = (Limiter(InMemoryBucket([Rate(max(1, round(max_per_second)), Duration.SECOND)]))
                          if max_per_second else None)
-        # Starts are also spaced 1/rate apart: a per-second window alone lets a whole second's
-        # allowance go at once, which an API counting any sliding second refuses.
-        self._min_spacing = 1.0 / max_per_second if max_per_second else 0.0
+        # Starts are also spaced evenly: a per-second window alone lets a whole second's allowance go at
+        # once, which an API counting any sliding second refuses. The spacing keeps ``headroom`` of the
+        # budget spare: requests reach the API a little later or earlier than they start (a thread
+        # scheduled late, a connection opened), and a start exactly 1/rate apart would be counted in
+        # the same second as the one ``rate`` before it.
+        self._min_spacing = 1.0 / (max_per_second * (1 - headroom)) if max_per_second else 0.0
         self._lock = threading.Lock()
         self._clock, self._sleep = clock, sleep
         self._paused_until = 0.0
@@ -63,13 +67,15 @@ class RateBudget:
 
     def _wait_turn(self) -> None:
         self._raise_if_stopped()
-        with self._lock:  # reserve a start time: usage spacing applies to the task, not to each worker
-            now = self._clock()
-            spacing = max(self.spacing_for(self.usage_percent), self._min_spacing)
-            start = max(now, self._paused_until, self._next_start if spacing else now)
-            self._next_start = start + spacing
+        with self._lock:
+            start = self._reserve()
         while True:
-            left = max(start, self._paused_until) - self._clock()
+            with self._lock:
+                if self._paused_until > start:
+                    # Held after this turn was given: take a new one after the hold, in line with the
+                    # others, so the held workers do not all start together the moment it ends.
+                    start = self._reserve()
+            left = start - self._clock()
             if left <= 0:
                 break
             self.paused_s += min(left, WAIT_STEP_S)
@@ -77,6 +83,14 @@ class RateBudget:
             self._raise_if_stopped()
         if self._limiter is not None:
             self._limiter.try_acquire("requests")
+
+    def _reserve(self) -> float:
+        """The next start time (under the lock): usage spacing applies to the task, not to each worker."""
+        now = self._clock()
+        spacing = max(self.spacing_for(self.usage_percent), self._min_spacing)
+        start = max(now, self._paused_until, self._next_start if spacing else now)
+        self._next_start = start + spacing
+        return start
 
     def _raise_if_stopped(self) -> None:
         if self._stopped is not None:

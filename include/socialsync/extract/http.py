@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
 import threading
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 from urllib.parse import quote
 
@@ -18,6 +20,13 @@ def path_segment(value: str) -> str:
     if value in ("", ".", ".."):
         raise ApiError(f"{value!r} is not a valid id")
     return quote(value, safe="")
+
+
+@cache
+def shared_ssl_context() -> ssl.SSLContext:
+    """One verifying TLS context for every client of the process: building one loads the CA bundle
+    (tens of milliseconds of CPU), and a task makes a client per worker thread."""
+    return httpx.create_ssl_context()
 
 
 class DeadlineClient:

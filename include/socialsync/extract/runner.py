@@ -367,41 +367,58 @@ def _walk_comment_threads(engine: Engine, network: NetworkSpec, client: NetworkC
     """The job's listed posts, then the posts earlier runs left owing comments, threads concurrently.
 
     Which posts need their comments is decided here, a chunk of posts per query; only the threads
-    to fetch go to the pool, so an up-to-date post costs no round trip of its own.
+    to fetch go to the pool, so an up-to-date post costs no round trip of its own. Nothing here
+    grows with the profile: a post listed twice is told apart by its sub-sync (opened once per job)
+    and by the threads in flight, and the debt query leaves out the posts this job has sub-syncs for.
     """
+    in_flight: set[str] = set()  # at most the pool's size
+    lock = threading.Lock()
 
-    def owed() -> Iterator[PostStub]:
-        listed: set[str] = set()
-        for stub in _listed_posts(engine, network, job):
-            listed.add(stub.post_id)
-            yield stub
+    def debt() -> Iterator[PostStub]:
         with engine.connect() as conn:
-            debt = [s for s in comment_debt(conn, network.name, job.entity_id) if s.post_id not in listed]
-        if debt:
-            log.info("entity %s: %s post(s) still owe their comments from earlier runs", job.entity_id, len(debt))
-        yield from debt
+            owing = comment_debt(conn, network.name, job.entity_id, exclude_job=job.id)
+        if owing:
+            log.info("entity %s: %s post(s) still owe their comments from earlier runs", job.entity_id, len(owing))
+        yield from owing
 
-    def to_fetch() -> Iterator[PostStub]:
-        for chunk in _chunks((stub for stub in owed() if _in_bounds(stub, window)), WATERMARK_CHUNK):
-            with engine.connect() as conn:
-                synced = comment_watermarks(conn, network.name, [stub.post_id for stub in chunk])
-            up_to_date = []
-            for stub in chunk:
-                need = _needs_comments(stub, synced.get(stub.post_id), window)
-                if need is None:
-                    continue  # never had comments: nothing to fetch, nothing to record
-                if need:
-                    report.add(comment_posts=1)
-                    yield stub
-                else:
-                    up_to_date.append((stub.post_id, f"up to date: {stub.comments_count} comment(s) as last synced"))
+    def to_fetch() -> Iterator[tuple[PostStub, tuple[int, str]]]:
+        # The listed posts' sub-syncs all exist before the debt is read: it leaves them out.
+        for source in (lambda: _listed_posts(engine, network, job), debt):
+            for chunk in _chunks((stub for stub in source() if _in_bounds(stub, window)), WATERMARK_CHUNK):
+                yield from fetch_chunk(chunk)
+
+    def fetch_chunk(chunk: list[PostStub]) -> Iterator[tuple[PostStub, tuple[int, str]]]:
+        with engine.connect() as conn:
+            synced = comment_watermarks(conn, network.name, [stub.post_id for stub in chunk])
+        fetch: dict[str, PostStub] = {}
+        up_to_date = []
+        for stub in chunk:
+            need = _needs_comments(stub, synced.get(stub.post_id), window)
+            if need is None:
+                continue  # never had comments: nothing to fetch, nothing to record
+            if need:
+                fetch[stub.post_id] = stub
+            else:
+                up_to_date.append((stub.post_id, f"up to date: {stub.comments_count} comment(s) as last synced"))
+        with engine.begin() as conn:  # the chunk's sub-syncs, made once: no transaction per thread to open one
             if up_to_date:
-                with engine.begin() as conn:
-                    bookkeeping.record_skipped_tasks(conn, job.id, "comments", up_to_date)
-                report.add(comment_posts_skipped=len(up_to_date))
+                bookkeeping.record_skipped_tasks(conn, job.id, "comments", up_to_date)
+            tasks = bookkeeping.open_tasks(conn, job.id, "comments", list(fetch))
+        report.add(comment_posts=len(fetch), comment_posts_skipped=len(up_to_date))
+        for post_id, stub in fetch.items():
+            with lock:
+                if post_id in in_flight:
+                    continue  # listed again (the list moved under us) while its thread is in flight
+                in_flight.add(post_id)
+            yield stub, tasks[post_id]
 
-    def thread(stub: PostStub) -> None:
-        _comments_of_post(engine, network, client, job, stub, report, clock, last_try)
+    def thread(item: tuple[PostStub, tuple[int, str]]) -> None:
+        stub, task = item
+        try:
+            _comments_of_post(engine, network, client, job, stub, task, report, clock, last_try)
+        finally:
+            with lock:
+                in_flight.discard(stub.post_id)
 
     _each_in(threads, thread, to_fetch(), client.budget.max_in_flight)
 
@@ -457,32 +474,36 @@ def _in_bounds(stub: PostStub, window: ExtractWindow) -> bool:
 
 
 def _listed_posts(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef) -> Iterator[PostStub]:
-    """The posts this job's pages listed, each once (a post repeated across pages keeps its last)."""
+    """The posts this job's pages listed, in page order, a few pages in memory at a time.
+
+    A post the list repeats (it moved while being paged) comes again; the walk tells repeats apart.
+    """
     with engine.connect() as conn:
         page_ids = raw_page_ids(conn, [job.id], kinds=["posts"])
-    seen: set[str] = set()
-    for page in read_raw_pages(engine, page_ids, chunk=1):
-        for stub in network.post_stubs(page.payload):
-            if stub.post_id not in seen:
-                seen.add(stub.post_id)
-                yield stub
+    for page in read_raw_pages(engine, page_ids, chunk=8):
+        yield from network.post_stubs(page.payload)
 
 
 def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                      stub: PostStub, report: ExtractReport, clock: Clock, last_try: bool) -> None:
+                      stub: PostStub, task: tuple[int, str], report: ExtractReport, clock: Clock,
+                      last_try: bool) -> None:
     """A post's comment pages into raw. What the pass saw is recorded on its sub-sync; the post's
     watermark moves only when normalize loads these comments, in the same transaction."""
     post_id = stub.post_id
-    with engine.begin() as conn:
-        task_id, before = bookkeeping.begin_task(conn, job.id, "comments", post_id)
-        started, cursor = last_cursor(conn, job.id, "comments", post_id)
+    task_id, before = task
     if before in ("succeeded", "skipped"):
         return
+    seen = {"comments_count": stub.comments_count}
+    started, cursor = False, None
+    if before != "pending":  # an earlier attempt landed pages: go on from the last one's cursor
+        with engine.connect() as conn:
+            started, cursor = last_cursor(conn, job.id, "comments", post_id)
     try:
-        if not (started and cursor is None):  # else the last page landed but the task was not closed
-            _comment_pages(engine, network, client, job, stub, cursor, report, clock)
-        with engine.begin() as conn:
-            bookkeeping.finish_task(conn, task_id, "succeeded", clock(), seen={"comments_count": stub.comments_count})
+        if started and cursor is None:  # the last page landed but the sub-sync was not closed
+            with engine.begin() as conn:
+                bookkeeping.finish_task(conn, task_id, "succeeded", clock(), seen=seen)
+        else:
+            _comment_pages(engine, network, client, job, stub, task_id, seen, cursor, report, clock)
     except (AuthError, ThrottledError):
         with engine.begin() as conn:
             bookkeeping.finish_task(conn, task_id, "failed", None, error="stopped: quota or credentials")
@@ -501,15 +522,24 @@ def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClien
 
 
 def _comment_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                   stub: PostStub, cursor: str | None, report: ExtractReport, clock: Clock) -> None:
-    guard = PassGuard(f"comments of post {stub.post_id}", cursor, stub.comments_count)
-    try:
-        for page in guard.watch(client.comment_pages(stub.post_id, cursor)):
-            with engine.begin() as conn:  # the raw page is the checkpoint: it holds the next cursor
-                write_raw_page(conn, network.name, job.id, page, clock())
-            report.add(pages=1, items=page.item_count)
-    except CursorExpiredError:
-        if cursor is None:
-            raise
-        log.warning("post %s: comment cursor expired, fetching its comments again from the top", stub.post_id)
-        _comment_pages(engine, network, client, job, stub, None, report, clock)
+                   stub: PostStub, task_id: int, seen: dict[str, Any], cursor: str | None,
+                   report: ExtractReport, clock: Clock) -> None:
+    """The raw page is the checkpoint (it holds the next cursor); the sub-sync's status rides on it:
+    running with the attempt's first page, succeeded with the last, in that page's transaction."""
+    first = True
+    while True:
+        guard = PassGuard(f"comments of post {stub.post_id}", cursor, stub.comments_count)
+        try:
+            for page in guard.watch(client.comment_pages(stub.post_id, cursor)):
+                with engine.begin() as conn:
+                    write_raw_page(conn, network.name, job.id, page, clock())
+                    bookkeeping.page_landed(conn, task_id, first=first, last=page.next_cursor is None,
+                                            synced_at=clock(), seen=seen)
+                first = False
+                report.add(pages=1, items=page.item_count)
+            return
+        except CursorExpiredError:
+            if cursor is None:
+                raise
+            log.warning("post %s: comment cursor expired, fetching its comments again from the top", stub.post_id)
+            cursor = None

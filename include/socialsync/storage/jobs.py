@@ -103,6 +103,42 @@ def begin_task(conn: Connection, job_id: int, kind: str, external_id: str) -> tu
     return row.id, row.status
 
 
+def open_tasks(conn: Connection, job_id: int, kind: str, external_ids: Sequence[str]) -> dict[str, tuple[int, str]]:
+    """Sub-syncs of a job, created ``pending`` where missing; ``{external_id: (id, status)}``.
+
+    A few statements for any number of them: each then rides on its own page writes
+    (``page_landed``), with no transaction of its own to start or to finish.
+    """
+    t = sync_tasks.c
+    ids = list(dict.fromkeys(external_ids))
+
+    def found(wanted: list[str]) -> dict[str, tuple[int, str]]:
+        query = select(t.external_id, t.id, t.status).where(t.job_id == job_id, t.kind == kind,
+                                                             t.external_id.in_(wanted))
+        return {r.external_id: (r.id, r.status) for r in conn.execute(query)}
+
+    tasks = found(ids) if ids else {}
+    missing = [i for i in ids if i not in tasks]
+    if missing:
+        conn.execute(insert(sync_tasks), [{"job_id": job_id, "kind": kind, "external_id": i, "status": "pending",
+                                           "attempts": 0} for i in missing])
+        tasks.update(found(missing))
+    return tasks
+
+
+def page_landed(conn: Connection, task_id: int, *, first: bool, last: bool, synced_at: datetime,
+                seen: dict[str, Any] | None = None) -> None:
+    """A sub-sync's bookkeeping, in the transaction of the page it is about: the first page of an
+    attempt marks it running and counts the attempt, the last one (nothing after it) succeeded."""
+    values: dict[str, Any] = {}
+    if first:
+        values.update(status="running", attempts=sync_tasks.c.attempts + 1)
+    if last:
+        values.update(status="succeeded", last_error=None, last_synced_at=synced_at, seen=seen)
+    if values:
+        conn.execute(update(sync_tasks).where(sync_tasks.c.id == task_id).values(**values))
+
+
 def finish_task(conn: Connection, task_id: int, status: str, synced_at: datetime | None,
                 error: str | None = None, seen: dict[str, Any] | None = None) -> None:
     conn.execute(

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, or_, select
+from sqlalchemy import Connection, and_, exists, or_, select
 
 from socialsync.networks.base import PostStub
-from socialsync.storage.schema import posts, sync_state
+from socialsync.storage.schema import posts, sync_state, sync_tasks
 
 COMMENTS = "comments"
 
@@ -37,11 +37,13 @@ def comment_watermark(network: str, post_id: str, comments_count: int | None, sy
             "state": {"comments_count": comments_count}, "synced_at": synced_at}
 
 
-def comment_debt(conn: Connection, network: str, profile_id: str, limit: int = 100_000) -> list[PostStub]:
+def comment_debt(conn: Connection, network: str, profile_id: str, limit: int = 100_000,
+                 exclude_job: int | None = None) -> list[PostStub]:
     """Known posts of a profile whose comments were never fetched in full at their current count.
 
     Work a stopped run left behind (quota, errors) is found here by the next run, whichever pages
-    that run happens to list.
+    that run happens to list; ``exclude_job`` leaves out the posts that job already has a comments
+    sub-sync for (the ones its own pages listed).
     """
     s = sync_state.c
     joined = posts.outerjoin(sync_state, and_(s.network == posts.c.network, s.kind == COMMENTS,
@@ -53,6 +55,10 @@ def comment_debt(conn: Connection, network: str, profile_id: str, limit: int = 1
                or_(s.state.is_(None), posts.c.comments_count > 0))
         .order_by(posts.c.created_at.desc()).limit(limit)
     )
+    if exclude_job is not None:
+        t = sync_tasks.c
+        query = query.where(~exists().where(t.job_id == exclude_job, t.kind == "comments",
+                                            t.external_id == posts.c.post_id))
     debt = []
     for post_id, created_at, count, state in conn.execute(query):
         synced = None if state is None else state.get("comments_count")

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from socialsync.extract.budget import RateBudget
-from socialsync.extract.http import DeadlineClient, path_segment
+from socialsync.extract.http import DeadlineClient, path_segment, shared_ssl_context
 from socialsync.extract.paging import GraphCursorPaginator
 from socialsync.extract.retrying import MAX_WAIT_S, call_with_retries
 from socialsync.extract.secrets import SecretScrubber
@@ -75,7 +75,7 @@ class InstagramClient:
             return httpx.Client(base_url=credentials.base_url.rstrip("/") + "/",
                                 headers={"Authorization": f"Bearer {credentials.token}"},
                                 timeout=httpx.Timeout(timeout, connect=10.0), transport=transport,
-                                follow_redirects=False)
+                                follow_redirects=False, verify=shared_ssl_context())
 
         # A whole answer within the deadline, however slowly it trickles (default: 4 read timeouts).
         self._http = DeadlineClient(make_client, float(options.get("deadline_s", 4 * timeout)))
