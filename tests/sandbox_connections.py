@@ -21,6 +21,8 @@ def sandbox_connections(sandbox_url: str, warehouse_url: str, **instagram_extra:
         "AIRFLOW_CONN_INSTAGRAM_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/v21.0",
                                                   "password": "sandbox-token",
                                                   "extra": {"page_size": 10, **instagram_extra}}),
+        "AIRFLOW_CONN_YOUTUBE_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/youtube/v3",
+                                                "password": "sandbox-key"}),
         "AIRFLOW_CONN_ML_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/ml/v1", "extra": key}),
         "AIRFLOW_CONN_VISION_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/vision/v1",
                                                "extra": key}),

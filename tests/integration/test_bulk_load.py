@@ -107,9 +107,10 @@ def test_staged_upserts_store_what_row_by_row_upserts_store(warehouse: Engine) -
     assert post["p3"][5] == "" and post["p3"][8] is None  # empty text is not NULL, NULL is not text
     assert post["p4"][5] == "\\N" and post["p5"][5] == "\\\\\t\\t\n"
     assert post["p3"][7] == datetime(2026, 4, 3, 9, 2, 3, 456789, tzinfo=UTC)  # offsets kept as instants
+    content = list(comments.c.keys()).index("content")
     comment = {r[1]: r for r in staged["comments"]}
-    assert comment["c1"][5] == HOSTILE and comment["c2"][5] is None
-    assert comment["c3"][5] == "replaces an older stored row"
+    assert comment["c1"][content] == HOSTILE and comment["c2"][content] is None
+    assert comment["c3"][content] == "replaces an older stored row"
     assert staged["sync_state"][0][3] == {"comments_count": 3, "note": HOSTILE}
     assert staged["metrics"][0][5] == 0.1 + 0.2
 

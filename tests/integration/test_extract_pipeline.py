@@ -9,7 +9,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -74,8 +74,12 @@ class _CrashAfter:
     def requests(self) -> int:
         return self.client.requests
 
-    def fetch_profile(self, entity_id: str) -> FetchedPage:
-        return self.client.fetch_profile(entity_id)
+    @property
+    def units(self) -> float:
+        return self.client.units
+
+    def fetch_profiles(self, entity_ids: Sequence[str]) -> list[FetchedPage]:
+        return self.client.fetch_profiles(entity_ids)
 
     def post_pages(self, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
         for page in self.client.post_pages(entity_id, cursor):

@@ -8,7 +8,8 @@ from typing import Any
 
 from airflow.sdk import get_current_context
 from airflow.sdk.configuration import conf
-from airflow.sdk.exceptions import AirflowException, AirflowFailException
+from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
+from sqlalchemy import Connection
 
 from socialsync.airflow.connections import api_credentials, job_api, warehouse
 from socialsync.airflow.params import SCOPE_PARTS
@@ -18,8 +19,9 @@ from socialsync.enrich.items import ML, VISION, media_items, store_results, text
 from socialsync.extract import runner
 from socialsync.extract.request import InvalidConf, SyncRequest, parse_sync_conf
 from socialsync.networks import get_network
+from socialsync.networks.base import NetworkSpec
 from socialsync.storage import jobs as bookkeeping
-from socialsync.storage import locks, planning
+from socialsync.storage import locks, planning, usage
 from socialsync.storage.rebuild import clear_derived
 from socialsync.transform.pipeline import normalize_jobs
 
@@ -108,6 +110,8 @@ def plan(network_name: str) -> list[int]:
             synced_before = run_time - timedelta(hours=20)  # due once a day, with slack for late runs
             entity_ids = planning.due_entities(conn, network.name, synced_before)
             log.info("%s tracked profile(s) are due", len(entity_ids))
+        if not replanned or request.entity_ids:  # a cleared run does again what it had admitted
+            entity_ids = _within_quota(conn, network, entity_ids)
         batches = planning.batch_count(len(entity_ids), MAX_BATCHES, request.batch_size or MIN_BATCH_SIZE)
         now = _now()
         cursor = {**_plan_cursor(request, run_time), "parts": bookkeeping.owed_parts(requested & network.scopes)}
@@ -120,6 +124,33 @@ def plan(network_name: str) -> list[int]:
     log.info("opened %s job(s) in %s batch(es); scope %s", len(job_ids), batches,
              sorted(requested & network.scopes))
     return list(range(batches))
+
+
+def _quota_units(network: NetworkSpec) -> float | None:
+    """A deployment's own quota per period: the API connection's ``quota_units`` extra, if set."""
+    try:
+        value = api_credentials(network.api_conn_id).options.get("quota_units")
+    except AirflowNotFoundException:
+        return None
+    return float(value) if value not in (None, "") else None
+
+
+def _within_quota(conn: Connection, network: NetworkSpec, entity_ids: list[str]) -> list[str]:
+    """The most overdue profiles whose estimated cost fits what is left of today's API quota; the
+    rest stay due for the next run. What was decided is logged and pushed to XCom (``quota``)."""
+    if network.quota is None:
+        return entity_ids
+    admission = usage.admit_within_quota(conn, network, entity_ids, _now(), _quota_units(network))
+    summary: dict[str, Any] = {"due": len(entity_ids), "admitted": len(admission.admitted),
+                               "deferred": admission.deferred, "estimated_units": round(admission.estimated, 2),
+                               "units_left": round(admission.budget_left, 2)}
+    if admission.deferred:
+        summary["reason"] = (f"today's {network.name} quota has room for about {round(admission.estimated)} "
+                             f"unit(s) of the due profiles' estimated cost; the least overdue wait for tomorrow")
+        log.warning("%s of %s due profile(s) deferred: %s", admission.deferred, len(entity_ids), summary["reason"])
+    log.info("quota: %s", summary)
+    get_current_context()["ti"].xcom_push(key="quota", value=summary)
+    return admission.admitted
 
 
 def _batch_jobs(network_name: str, batch: int) -> tuple[str, dict[str, Any], datetime,
@@ -140,11 +171,15 @@ def _extract(network_name: str, batch: int, step: runner.ExtractStep) -> dict[st
     network = get_network(network_name)
     _, params, run_time, jobs = _batch_jobs(network_name, batch)
     client = network.connect(api_credentials(network.api_conn_id))
+    engine = warehouse()
     try:
-        report = step(warehouse(), network, client, jobs, _window(network_name, params, run_time), _now,
+        report = step(engine, network, client, jobs, _window(network_name, params, run_time), _now,
                       last_try=_last_try())
     finally:
         client.close()
+        if network.quota is not None:  # what the API will charge, failed tries included
+            with engine.begin() as conn:
+                usage.record_spent(conn, network.name, network.quota, _now(), client.units)
     log.info("batch %s: %s", batch, report.as_xcom())
     return report.as_xcom()
 

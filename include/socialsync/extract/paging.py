@@ -62,6 +62,46 @@ class GraphCursorPaginator:
         return self._has_next
 
 
+class PageTokenPaginator:
+    """``pageToken`` / ``nextPageToken`` paging (Google's APIs): the last page has no ``nextPageToken``.
+
+    The same proofs as Graph's: ``items`` must be a list, a page with a next token holds items, and
+    the token moves.
+    """
+
+    param = "pageToken"
+
+    def __init__(self, cursor: str | None = None, items: str = "items") -> None:
+        self.cursor = cursor
+        self.items = items
+        self._has_next = True
+
+    def update_state(self, body: dict[str, Any]) -> None:
+        data = body.get(self.items)
+        if not isinstance(data, list):
+            raise PageAnomaly(f"not a page: `{self.items}` is "
+                              f"{'missing' if self.items not in body else type(data).__name__}")
+        token = body.get("nextPageToken")
+        if not token:
+            self._has_next, self.cursor = False, None
+            return
+        if not data:
+            raise PageAnomaly("an empty page with a `nextPageToken`")
+        if not isinstance(token, str):
+            raise PageAnomaly(f"a `nextPageToken` that is a {type(token).__name__}")
+        if token == self.cursor:
+            raise PageAnomaly("the page token did not move")
+        self._has_next, self.cursor = True, token
+
+    def update_request(self, params: dict[str, Any]) -> None:
+        if self.cursor:
+            params[self.param] = self.cursor
+
+    @property
+    def has_next_page(self) -> bool:
+        return self._has_next
+
+
 class PassGuard:
     """Watches one pass over an entity's pages and stops it when paging cannot be trusted.
 

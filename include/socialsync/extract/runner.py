@@ -25,9 +25,11 @@ from socialsync.networks.base import (
     CursorExpiredError,
     NetworkClient,
     NetworkSpec,
+    NotFoundError,
     PageAnomaly,
     PostStub,
     ThrottledError,
+    Unavailable,
 )
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage.raw import last_cursor, raw_page_ids, read_raw_pages, write_raw_page
@@ -111,17 +113,19 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
     report = ExtractReport()
     requests_before = client.requests
 
-    def work(job: bookkeeping.JobRef) -> None:
+    def start(job: bookkeeping.JobRef) -> bool:
         if _stopped_before(engine, client, job, report, clock):
-            return
+            return False
         report.add(jobs=1)
         with engine.begin() as conn:
             bookkeeping.set_job_status(conn, job.id, "running")
+        return True
+
+    def work(job: bookkeeping.JobRef) -> None:
+        if _stopped_before(engine, client, job, report, clock) if started else not start(job):
+            return
         try:
-            if "profile" in window.scope:
-                _profile(engine, network, client, job, report, clock)
-            if "posts" in window.scope:
-                _posts(engine, network, client, job, window, report, clock)
+            _posts(engine, network, client, job, window, report, clock)
         except AuthError as exc:
             client.budget.stop(exc)  # the connection is wrong: every job would fail the same way
             raise
@@ -131,14 +135,68 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
         except ApiError as exc:
             _job_failed(engine, job, exc, report, clock, last_try)
 
+    live = [job for job in jobs if job.status not in bookkeeping.FINISHED]
+    started = "profile" in window.scope  # then every job starts with its profile, a batch of them per call
     try:
-        _each_concurrently(work, [job for job in jobs if job.status not in bookkeeping.FINISHED],
-                           client.budget.max_in_flight)
+        if started:
+            live = _profiles(engine, network, client, [job for job in live if start(job)], report, clock, last_try)
+        if "posts" in window.scope:
+            _each_concurrently(work, live, client.budget.max_in_flight)
     finally:
         report.requests = client.requests - requests_before
     if report.retry_later:
         raise RetryLater(f"{len(report.retry_later)} job(s) hit transient errors: {report.retry_later[:5]}")
     return report
+
+
+def _profiles(engine: Engine, network: NetworkSpec, client: NetworkClient, jobs: Sequence[bookkeeping.JobRef],
+              report: ExtractReport, clock: Clock, last_try: bool) -> list[bookkeeping.JobRef]:
+    """The profiles of ``jobs``, ``network.profiles_per_call`` to a call, calls concurrently; returns
+    the jobs whose profile is in raw (fetched now or by an earlier try), in their order.
+
+    An entity the API does not know fails its own job (``NotFoundError``: counted towards its
+    deactivation); an error answering a whole call fails the jobs of that call only.
+    """
+    with engine.begin() as conn:
+        tasks = {job.id: bookkeeping.begin_task(conn, job.id, "profile", job.entity_id) for job in jobs}
+    landed = {job.id for job in jobs if tasks[job.id][1] == "succeeded"}
+    lock = threading.Lock()
+
+    def call(group: list[bookkeeping.JobRef]) -> None:
+        if client.budget.stopped is not None:
+            if isinstance(client.budget.stopped, ThrottledError):
+                _quota_stop(engine, group, client.budget.stopped, report, clock)
+            return
+        try:
+            pages = {page.parent_id: page for page in client.fetch_profiles([job.entity_id for job in group])}
+        except AuthError as exc:
+            client.budget.stop(exc)
+            raise
+        except ThrottledError as exc:
+            client.budget.stop(exc)
+            _quota_stop(engine, group, exc, report, clock)
+            return
+        except ApiError as exc:
+            for job in group:
+                _job_failed(engine, job, exc, report, clock, last_try)
+            return
+        for job in group:
+            page = pages.get(job.entity_id)
+            if page is None:
+                _job_failed(engine, job, NotFoundError(f"{network.name} knows no profile {job.entity_id}", status=404),
+                            report, clock, last_try)
+                continue
+            with engine.begin() as conn:
+                write_raw_page(conn, network.name, job.id, page, clock())
+                bookkeeping.finish_task(conn, tasks[job.id][0], "succeeded", clock())
+            report.add(pages=1, items=1)
+            with lock:
+                landed.add(job.id)
+        log.info("%s profile(s) fetched in one call", len(pages))
+
+    todo = [job for job in jobs if job.id not in landed]
+    _each_concurrently(call, _chunks(todo, max(1, network.profiles_per_call)), client.budget.max_in_flight)
+    return [job for job in jobs if job.id in landed]
 
 
 T = TypeVar("T")
@@ -186,20 +244,6 @@ def _job_failed(engine: Engine, job: bookkeeping.JobRef, exc: ApiError, report: 
             bookkeeping.set_job_status(conn, job.id, "failed", error_type=exc.error_type,
                                        error_message=_error_text(exc), finished_at=clock())
             report.add(failed_jobs=1)
-
-
-def _profile(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-             report: ExtractReport, clock: Clock) -> None:
-    with engine.begin() as conn:
-        task_id, before = bookkeeping.begin_task(conn, job.id, "profile", job.entity_id)
-    if before == "succeeded":
-        return
-    page = client.fetch_profile(job.entity_id)
-    with engine.begin() as conn:
-        write_raw_page(conn, network.name, job.id, page, clock())
-        bookkeeping.finish_task(conn, task_id, "succeeded", clock())
-    report.add(pages=1, items=1)
-    log.info("entity %s: profile fetched (job %s)", job.entity_id, job.id)
 
 
 def _posts(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
@@ -508,6 +552,10 @@ def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClien
         with engine.begin() as conn:
             bookkeeping.finish_task(conn, task_id, "failed", None, error="stopped: quota or credentials")
         raise
+    except Unavailable as exc:
+        log.info("post %s: no comments to fetch: %s", post_id, exc)
+        with engine.begin() as conn:
+            bookkeeping.finish_task(conn, task_id, "skipped", None, error=_error_text(exc))
     except PageAnomaly as exc:
         log.warning("post %s: comments pass stopped by an anomaly: %s", post_id, exc)
         report.add(anomalies=1)

@@ -1,8 +1,9 @@
-"""``make demo``: a real Instagram sync through Airflow 3 against the sandbox, into SQLite.
+"""``make demo``: a real sync of every registered network through Airflow 3 against the sandbox, into SQLite.
 
 Starts the sandbox on 127.0.0.1:8090, prepares a local Airflow (SQLite metadata, connections and
-pools from ``airflow_settings.yaml``), tracks the sandbox's profiles, runs ``airflow dags test
-instagram_sync`` and prints what landed in each table next to the sandbox's ground truth.
+pools from ``airflow_settings.yaml``), tracks the sandbox's profiles of each network, runs ``airflow
+dags test <network>_sync`` for each and prints what landed in each table next to the sandbox's
+ground truth, one table per network.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from pathlib import Path
 from sqlalchemy import ColumnElement, func, select
 
 from socialsync.local.settings import airflow_env, connection_uris, load_settings, pools
+from socialsync.networks import REGISTRY
+from socialsync.sandbox.catalog import sandbox_network
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
 from socialsync.sandbox.server import DEFAULT_PORT, SandboxConfig, SandboxServer
 from socialsync.storage import schema
@@ -26,19 +29,12 @@ from socialsync.storage.planning import track_entities
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def expected_counts(dataset: Dataset) -> dict[str, int]:
-    totals = dataset.totals()
-    captions = sum(dataset.post(p, j).caption is not None
-                   for p in range(dataset.spec.profiles) for j in range(dataset.post_count(p)))
-    return {**totals, "enrichments (ml)": dataset.spec.profiles + captions,
-            "enrichments (vision)": totals["media"], "sync_jobs succeeded": dataset.spec.profiles}
-
-
-def warehouse_counts(url: str) -> dict[str, int]:
+def warehouse_counts(url: str, network: str) -> dict[str, int]:
     engine = warehouse_engine(url)
     with engine.connect() as conn:
         def count(table: schema.Table, *where: ColumnElement[bool]) -> int:
-            return int(conn.scalar(select(func.count()).select_from(table).where(*where)) or 0)
+            return int(conn.scalar(select(func.count()).select_from(table).where(table.c.network == network,
+                                                                                 *where)) or 0)
 
         out = {name: count(getattr(schema, name)) for name in ("profiles", "posts", "media", "comments")}
         out["enrichments (ml)"] = count(schema.enrichments, schema.enrichments.c.service == "ml")
@@ -47,7 +43,9 @@ def warehouse_counts(url: str) -> dict[str, int]:
         out["sync_jobs other"] = count(schema.sync_jobs, schema.sync_jobs.c.status != "succeeded")
         out["raw_pages"] = count(schema.raw_pages)
         out["metrics"] = count(schema.metrics)
-        out["quarantine"] = count(schema.quarantine)
+        raw = select(schema.raw_pages.c.id).where(schema.raw_pages.c.network == network)
+        out["quarantine"] = int(conn.scalar(select(func.count()).select_from(schema.quarantine)
+                                            .where(schema.quarantine.c.raw_page_id.in_(raw))) or 0)
     engine.dispose()
     return out
 
@@ -92,28 +90,34 @@ def main(argv: list[str] | None = None) -> int:
         _airflow(env, "pools", "set", pool.name, str(pool.slots), pool.description)
 
     url = f"sqlite:///{warehouse_file}"
+    networks = sorted(REGISTRY)
     engine = warehouse_engine(url)
     with engine.begin() as conn:
-        tracked = track_entities(conn, "instagram", dataset.profile_ids(), _now())
+        tracked = {name: track_entities(conn, name, sandbox_network(name).entity_ids(dataset), _now())
+                   for name in networks}
     engine.dispose()
-    print(f"2/4 tracking {tracked} Instagram profiles in {warehouse_file}", flush=True)
+    print(f"2/4 tracking {', '.join(f'{n} {name}' for name, n in tracked.items())} profiles in {warehouse_file}",
+          flush=True)
 
     config = SandboxConfig(spec=spec, job_seconds=2.0, latency_ms=args.latency_ms)
     with SandboxServer(config, port=DEFAULT_PORT) as sandbox:
-        print(f"3/4 sandbox on {sandbox.url}; running `airflow dags test instagram_sync` ...", flush=True)
-        _airflow(env, "dags", "test", "instagram_sync", quiet=not args.verbose)
+        for name in networks:
+            print(f"3/4 sandbox on {sandbox.url}; running `airflow dags test {REGISTRY[name].dag_id}` ...",
+                  flush=True)
+            _airflow(env, "dags", "test", REGISTRY[name].dag_id, quiet=not args.verbose)
         requests = dict(sandbox.counters)
 
-    expected = expected_counts(dataset)
-    got = warehouse_counts(url)
-    print(f"4/4 done in {time.monotonic() - started:.0f}s; sandbox requests: {requests}\n")
-    print(f"{'table':<24}{'loaded':>10}{'sandbox truth':>16}")
+    print(f"4/4 done in {time.monotonic() - started:.0f}s; sandbox requests: {requests}")
     ok = True
-    for name, value in got.items():
-        truth = expected.get(name, 0 if name in ("sync_jobs other", "quarantine") else None)
-        mark = "" if truth is None else ("  ok" if truth == value else "  MISMATCH")
-        ok &= truth is None or truth == value
-        print(f"{name:<24}{value:>10}{'' if truth is None else truth:>16}{mark}")
+    for name in networks:
+        expected = sandbox_network(name).expected_counts(dataset)
+        got = warehouse_counts(url, name)
+        print(f"\n{name}\n{'table':<24}{'loaded':>10}{'sandbox truth':>16}")
+        for table, value in got.items():
+            truth = expected.get(table, 0 if table in ("sync_jobs other", "quarantine") else None)
+            mark = "" if truth is None else ("  ok" if truth == value else "  MISMATCH")
+            ok &= truth is None or truth == value
+            print(f"{table:<24}{value:>10}{'' if truth is None else truth:>16}{mark}")
     print(f"\nwarehouse: {warehouse_file}  (try: sqlite3 {warehouse_file} 'select * from sync_jobs')")
     return 0 if ok else 1
 

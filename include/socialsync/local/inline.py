@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select
 from socialsync.extract import runner
 from socialsync.networks.base import NetworkClient, NetworkSpec
 from socialsync.storage import jobs as bookkeeping
-from socialsync.storage import planning
+from socialsync.storage import planning, usage
 from socialsync.storage.schema import NORMALIZED_TABLES
 from socialsync.transform.pipeline import normalize_jobs
 
@@ -42,10 +42,16 @@ def sync(engine: Engine, network: NetworkSpec, client: NetworkClient, entity_ids
               if k in ("since_id", "last_synced_at", "full_refresh") and v}
     jobs = open_batch(engine, network.name, entity_ids, run_id, as_of, **bounds)
     settings = runner.ExtractWindow(scope=SCOPE, as_of=as_of, **window)
-    posts = runner.extract_posts(engine, network, client, jobs, settings, clock)
-    jobs = _reload(engine, network.name, run_id)
-    comments = runner.extract_comments(engine, network, client, jobs, settings, clock)
-    jobs = _reload(engine, network.name, run_id)
+    units_before = client.units
+    try:
+        posts = runner.extract_posts(engine, network, client, jobs, settings, clock)
+        jobs = _reload(engine, network.name, run_id)
+        comments = runner.extract_comments(engine, network, client, jobs, settings, clock)
+        jobs = _reload(engine, network.name, run_id)
+    finally:
+        if network.quota is not None:  # counted on the run's own day, as the DAG counts on the wall clock's
+            with engine.begin() as conn:
+                usage.record_spent(conn, network.name, network.quota, as_of, client.units - units_before)
     live = [j for j in jobs if j.status != "skipped"]
     normalized = normalize_jobs(engine, network, [j.id for j in live], clock)
     with engine.begin() as conn:
@@ -54,6 +60,13 @@ def sync(engine: Engine, network: NetworkSpec, client: NetworkClient, entity_ids
     return {"post_pages": posts.pages, "comment_pages": comments.pages, "comment_posts": comments.comment_posts,
             "quota_stopped": int(posts.quota_stopped or comments.quota_stopped), "rows": normalized.posts
             + normalized.comments + normalized.media + normalized.profiles}
+
+
+def admitted(engine: Engine, network: NetworkSpec, entity_ids: list[str], as_of: datetime,
+             quota_units: float | None = None) -> usage.Admission:
+    """What ``plan`` admits of ``entity_ids`` within the network's quota on the day of ``as_of``."""
+    with engine.begin() as conn:
+        return usage.admit_within_quota(conn, network, entity_ids, as_of, quota_units)
 
 
 def _reload(engine: Engine, network: str, run_id: str) -> list[bookkeeping.JobRef]:

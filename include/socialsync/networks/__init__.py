@@ -8,8 +8,8 @@ from typing import Any
 
 from socialsync.networks.base import NetworkSpec
 
-# YouTube and TikTok plug in here with a module each; nothing else in the code names a network.
-PLUGINS = ("socialsync.networks.instagram",)
+# Each network plugs in here with a module of its own; nothing else in the code names a network.
+PLUGINS = ("socialsync.networks.instagram", "socialsync.networks.youtube")
 
 
 @cache

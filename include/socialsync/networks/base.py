@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
 
 from socialsync.transform.records import NormalizedPage
@@ -34,6 +34,7 @@ class FetchedPage:
     cursor: str | None  # the cursor this page was asked for with
     next_cursor: str | None  # where the next page starts; None on the last page
     item_count: int
+    units: float = 1.0  # what the calls behind this page cost of the API's quota (a share of a shared call)
 
 
 @dataclass(frozen=True)
@@ -61,13 +62,35 @@ class NetworkClient(Protocol):
     requests: int  # requests sent so far, retries included
     budget: RateBudget  # what every request asks first: in flight, per second, throttling, stops
 
-    def fetch_profile(self, entity_id: str) -> FetchedPage: ...
+    @property
+    def units(self) -> float:
+        """Quota units those requests cost (what the API charges, refused calls included)."""
+        ...
+
+    def fetch_profiles(self, entity_ids: Sequence[str]) -> list[FetchedPage]:
+        """The profile pages of ``entity_ids`` (at most the spec's ``profiles_per_call``), one page
+        per entity the API knows; an entity it does not know is absent. An error fails them all."""
+        ...
 
     def post_pages(self, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]: ...
 
     def comment_pages(self, post_id: str, cursor: str | None) -> Iterator[FetchedPage]: ...
 
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Quota:
+    """An API's quota: ``units`` per ``per`` (a day resets at midnight in ``timezone``).
+
+    ``plan`` admits the profiles whose estimated cost fits what is left of the day (an hourly quota
+    counts 24 periods a day); a connection extra ``quota_units`` overrides ``units`` for a deployment.
+    """
+
+    units: float
+    per: timedelta = timedelta(days=1)
+    timezone: str = "UTC"
+    first_sync_units: float = 100.0  # the estimate for a profile never synced
 
 
 @dataclass(frozen=True)
@@ -85,6 +108,10 @@ class NetworkSpec:
     schedule: str = "@daily"
     pool: str = ""
     pool_slots: int = 4
+    # How many profiles one API call looks up (YouTube's channels.list takes 50 ids): extract asks
+    # for a batch's profiles this many at a time.
+    profiles_per_call: int = 1
+    quota: Quota | None = None
     description: str = ""
 
     @property
@@ -143,6 +170,11 @@ class PageAnomaly(ApiError):
     ends ``partial`` with this reason, proves no deletion, moves no watermark, and is picked up
     again by the next run.
     """
+
+
+class Unavailable(ApiError):
+    """The API says this part has nothing to give (a video's comments are turned off): the sub-sync
+    ends ``skipped`` with the reason, neither failed nor proof that anything is gone."""
 
 
 class RedirectRefused(ApiError):

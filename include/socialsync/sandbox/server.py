@@ -1,4 +1,4 @@
-"""The sandbox server: the Graph API and both job services on one loopback port."""
+"""The sandbox server: the Graph API, the YouTube Data API and both job services on one loopback port."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from socialsync.sandbox.dataset import Dataset, DatasetSpec
 from socialsync.sandbox.faults import FAULT_KINDS, FaultPlan
 from socialsync.sandbox.graph_api import GraphApi, UsageMeter
 from socialsync.sandbox.jobs_api import JobService
+from socialsync.sandbox.youtube_api import YouTubeApi
+from socialsync.sandbox.youtube_dataset import YouTubeDataset
 
 DEFAULT_PORT = 8090
 
@@ -35,6 +37,7 @@ class SandboxConfig:
     job_seconds: float = 2.0
     job_failure_rate: float = 0.0
     calls_per_hour: int = 1_000_000
+    youtube_units_per_day: int = 1_000_000
     faults: FaultPlan = field(default_factory=FaultPlan)
     epoch: int = 0
 
@@ -48,32 +51,40 @@ def build_app(config: SandboxConfig) -> Starlette:
     services = {kind: JobService(kind, config.api_key, config.job_seconds, config.job_failure_rate,
                                  counters, seed=config.spec.seed, latency_s=latency)
                 for kind in ("ml", "vision")}
+    youtube = YouTubeApi(YouTubeDataset(dataset), config.api_key, counters, config.youtube_units_per_day, latency,
+                         config.faults)
 
     async def stats(_: Request) -> JSONResponse:
-        return JSONResponse({"requests": dict(counters), "epoch": dataset.epoch, "totals": dataset.totals()})
+        return JSONResponse({"requests": dict(counters), "epoch": dataset.epoch, "totals": dataset.totals(),
+                             "youtube_totals": youtube.data.totals()})
 
     async def control(request: Request) -> JSONResponse:
         """Test and demo controls: the dataset's day, the quota, the fault rate."""
         body = await request.json()
-        if "epoch" in body:
+        if "epoch" in body and int(body["epoch"]) != dataset.epoch:
             dataset.epoch = int(body["epoch"])
+            youtube.reset_day()  # a new day of the dataset is a new quota day
+        if "youtube_units_per_day" in body:
+            youtube.reset_day(int(body["youtube_units_per_day"]))
         if "calls_per_hour" in body:
             graph.usage.reset(int(body["calls_per_hour"]))
         if "fault_rate" in body:
             graph.faults.rate = float(body["fault_rate"])
         return JSONResponse({"epoch": dataset.epoch, "calls_per_hour": graph.usage.calls_per_hour,
-                             "fault_rate": graph.faults.rate})
+                             "fault_rate": graph.faults.rate, "youtube_units_per_day": youtube.units_per_day})
 
     app = Starlette(routes=[
         Route("/_sandbox/stats", stats),
         Route("/_sandbox/control", control, methods=["POST"]),
         Mount("/ml/v1", routes=services["ml"].routes()),
         Mount("/vision/v1", routes=services["vision"].routes()),
+        Mount("/youtube/v3", routes=youtube.routes()),  # before the catch-all Graph route
         Route("/{path:path}", graph.handle, methods=["GET"]),
     ])
     app.state.counters = counters
     app.state.dataset = dataset
     app.state.graph = graph
+    app.state.youtube = youtube
     return app
 
 
@@ -130,11 +141,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--job-failure-rate", type=float, default=0.0)
     parser.add_argument("--fault-rate", type=float, default=0.0, help=f"share of requests failed with {FAULT_KINDS}")
     parser.add_argument("--calls-per-hour", type=int, default=1_000_000, help="the app's Graph quota")
+    parser.add_argument("--youtube-units-per-day", type=int, default=1_000_000, help="the YouTube quota")
     args = parser.parse_args(argv)
     spec = DatasetSpec(seed=args.seed, profiles=args.profiles, posts_median=args.posts_median,
                        posts_max=args.posts_max, comments_median=args.comments_median)
     config = SandboxConfig(spec=spec, latency_ms=args.latency_ms, job_seconds=args.job_seconds,
                            job_failure_rate=args.job_failure_rate, calls_per_hour=args.calls_per_hour,
+                           youtube_units_per_day=args.youtube_units_per_day,
                            faults=FaultPlan(rate=args.fault_rate, seed=args.seed))
     print(f"socialsync sandbox on http://127.0.0.1:{args.port} ({spec.profiles} profiles)", flush=True)
     uvicorn.run(build_app(config), host="127.0.0.1", port=args.port, log_level="warning")

@@ -12,6 +12,7 @@ from sqlalchemy import Connection, and_, delete, func, insert, or_, select, upda
 from socialsync.storage.raw import rejects_per_job
 from socialsync.storage.schema import entity_leases, sync_batches, sync_jobs, sync_tasks, tracked_entities
 from socialsync.storage.upserts import inserted_id
+from socialsync.storage.usage import remember_costs
 
 FINISHED = ("succeeded", "failed", "partial", "skipped")
 RESUMABLE = ("failed", "partial")
@@ -234,6 +235,7 @@ def close_jobs(conn: Connection, network: str, jobs: Sequence[JobRef], problems:
         summary[status] = summary.get(status, 0) + 1
         outcomes.append((job.entity_id, row.error_type, status))
     _count_misses(conn, network, outcomes, deactivate_after, now)
+    remember_costs(conn, network, ids)
     return summary
 
 

@@ -16,7 +16,7 @@ def write_raw_page(conn: Connection, network: str, job_id: int, page: FetchedPag
     return inserted_id(conn.execute(insert(raw_pages).values(
         network=network, job_id=job_id, kind=page.kind, parent_id=page.parent_id, request=page.request,
         cursor=page.cursor, next_cursor=page.next_cursor, status_code=page.status_code,
-        item_count=page.item_count, payload=page.payload, fetched_at=now,
+        item_count=page.item_count, units=page.units, payload=page.payload, fetched_at=now,
     )))
 
 

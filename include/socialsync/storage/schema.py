@@ -45,6 +45,7 @@ sync_jobs = Table(
     Column("run_id", String(250)),
     Column("started_at", UtcDateTime),
     Column("finished_at", UtcDateTime),
+    Column("units", Float),  # what its pages cost of the API's quota, set when the job is closed
     Index("ix_sync_jobs_entity", "network", "entity_id", "id"),
     Index("ix_sync_jobs_run", "network", "run_id"),
 )
@@ -88,6 +89,18 @@ tracked_entities = Table(
     # Consecutive runs in which the API said the entity does not exist; past a bound it is deactivated.
     Column("misses", Integer, nullable=False, default=0),
     Column("deactivated_reason", Text),
+    # What its last succeeded job cost of the API's quota: plan's estimate for the next one.
+    Column("est_units", Float),
+)
+
+# Quota units spent per network and quota period (a day from midnight in the API's zone, or an hour).
+api_usage = Table(
+    "api_usage",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("period_start", UtcDateTime, primary_key=True),
+    Column("units", Float, nullable=False),
+    Column("updated_at", UtcDateTime, nullable=False),
 )
 
 # A rebuild and a sync of one network never run over each other: both plans lock this row first.
@@ -113,6 +126,7 @@ raw_pages = Table(
     Column("next_cursor", String(512)),
     Column("status_code", Integer, nullable=False),
     Column("item_count", Integer, nullable=False),
+    Column("units", Float, nullable=False, default=1.0),  # what the calls behind it cost of the quota
     Column("payload", JsonDocument, nullable=False),
     Column("fetched_at", UtcDateTime, nullable=False),
     Index("ix_raw_pages_job", "job_id", "id"),
@@ -216,6 +230,8 @@ comments = Table(
     Column("network", String(32), primary_key=True),
     Column("comment_id", String(128), primary_key=True),
     Column("post_id", String(128), nullable=False),
+    # The comment this one replies to (a YouTube reply's thread); NULL for a top-level comment.
+    Column("parent_comment_id", String(128)),
     Column("author_id", String(128)),
     Column("author_username", String(256)),
     Column("content", Text),

@@ -50,6 +50,7 @@ class Media(_Record):
 class Comment(_Record):
     comment_id: str
     post_id: str
+    parent_comment_id: str | None = None  # the comment replied to; None for a top-level comment
     author_id: str | None = None
     author_username: str | None = None
     content: str | None = None

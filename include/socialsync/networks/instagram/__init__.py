@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from socialsync.networks.base import ApiCredentials, NetworkClient, NetworkSpec
+from datetime import timedelta
+
+from socialsync.networks.base import ApiCredentials, NetworkClient, NetworkSpec, Quota
 from socialsync.networks.instagram import mapping
 from socialsync.networks.instagram.client import InstagramClient
 
@@ -19,5 +21,9 @@ NETWORK = NetworkSpec(
     normalize=mapping.normalize,
     scopes=frozenset({"profile", "posts", "comments"}),
     entity_id_pattern=r"^[0-9]{1,32}$",  # Graph ids of Instagram professional accounts are numeric
+    # Graph's limits are per app and hour and grow with the accounts it serves: 20,000 calls an hour
+    # by default, a deployment's own with the connection's ``quota_units``. Within the hour its usage
+    # headers pace the calls.
+    quota=Quota(units=20_000, per=timedelta(hours=1), first_sync_units=50.0),
     description="Instagram Graph API: profiles, media (feed, reels, carousels) and their comments.",
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
@@ -80,8 +80,17 @@ class InstagramClient:
         # A whole answer within the deadline, however slowly it trickles (default: 4 read timeouts).
         self._http = DeadlineClient(make_client, float(options.get("deadline_s", 4 * timeout)))
 
+    @property
+    def units(self) -> float:
+        """Graph counts calls: each request sent is one unit of the app's hourly allowance."""
+        return float(self.requests)
+
     def close(self) -> None:
         self._http.close()
+
+    def fetch_profiles(self, entity_ids: Sequence[str]) -> list[FetchedPage]:
+        """Graph looks a node up by itself: one call per profile (the spec's ``profiles_per_call`` is 1)."""
+        return [self.fetch_profile(entity_id) for entity_id in entity_ids]
 
     def fetch_profile(self, entity_id: str) -> FetchedPage:
         params = {"fields": PROFILE_FIELDS}

@@ -1,0 +1,26 @@
+"""YouTube (Data API v3): the plug-in spec the registry and the DAG factory read."""
+
+from __future__ import annotations
+
+from socialsync.networks.base import ApiCredentials, NetworkClient, NetworkSpec, Quota
+from socialsync.networks.youtube import mapping
+from socialsync.networks.youtube.client import MAX_IDS, QUOTA_DAY, YouTubeClient
+
+
+def _connect(credentials: ApiCredentials) -> NetworkClient:
+    return YouTubeClient(credentials)
+
+
+NETWORK = NetworkSpec(
+    name="youtube",
+    api_conn_id="youtube_api",
+    connect=_connect,
+    post_stubs=mapping.post_stubs,
+    normalize=mapping.normalize,
+    scopes=frozenset({"profile", "posts", "comments"}),
+    entity_id_pattern=r"^UC[A-Za-z0-9_-]{22}$",  # channel ids: UC and 22 characters
+    profiles_per_call=MAX_IDS,
+    # 10,000 units a day for a project, reset at midnight Pacific; every list call costs one.
+    quota=Quota(units=10_000, timezone=QUOTA_DAY.key, first_sync_units=100.0),
+    description="YouTube Data API v3: channels, uploads (videos and shorts), comment threads and replies.",
+)

@@ -1,0 +1,163 @@
+"""YouTube raw pages -> unified records: validate each item, map it, quarantine what fails.
+
+A channel is a profile, a video a post (``product_type`` ``short`` or ``video``) whose one media item
+is the video with its best thumbnail, a comment thread's top-level comment a comment and each reply
+a comment with ``parent_comment_id``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from socialsync.networks.base import PostStub, RawPage
+from socialsync.networks.youtube import models as yt
+from socialsync.transform.records import Comment, Media, Metric, NormalizedPage, Post, Profile, Reject
+
+SHORT_MAX_S = 60  # a Short is at most a minute long
+
+
+def _reason(error: ValidationError) -> str:
+    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in error.errors())
+
+
+def _items(answer: Any) -> list[Any]:
+    items = answer.get("items") if isinstance(answer, dict) else None
+    return items if isinstance(items, list) else []
+
+
+def post_stubs(payload: dict[str, Any]) -> list[PostStub]:
+    """The videos of an uploads page, newest first, read leniently (a bad item is quarantined later).
+
+    A video whose ``commentCount`` is absent (comments turned off, or hidden) has no comments to walk.
+    """
+    listed = [item.get("contentDetails", {}) for item in _items(payload.get("playlistItems"))
+              if isinstance(item, dict) and isinstance(item.get("contentDetails"), dict)]
+    details = {item["id"]: item for item in _items(payload.get("videos"))
+               if isinstance(item, dict) and isinstance(item.get("id"), str)}
+    stubs = []
+    for entry in listed:
+        video_id = entry.get("videoId")
+        video = details.get(video_id) if isinstance(video_id, str) else None
+        if video is None:
+            continue  # private or deleted since it was listed: not a post of this pass
+        snippet, statistics = _part(video, "snippet"), _part(video, "statistics")
+        created = yt.parse_rfc3339(snippet.get("publishedAt") or entry.get("videoPublishedAt"))
+        count = yt.count(statistics.get("commentCount"))
+        stubs.append(PostStub(video_id, created if isinstance(created, datetime) else None,
+                              count if isinstance(count, int) else None))
+    return stubs
+
+
+def _part(item: dict[str, Any], name: str) -> dict[str, Any]:
+    part = item.get(name)
+    return part if isinstance(part, dict) else {}
+
+
+def normalize(page: RawPage) -> NormalizedPage:
+    out = NormalizedPage()
+    if page.kind == "profile":
+        for item in _items(page.payload):
+            _channel(item, out)
+    elif page.kind == "posts":
+        listed = {entry.get("contentDetails", {}).get("videoId") for entry in _items(page.payload.get("playlistItems"))
+                  if isinstance(entry, dict) and isinstance(entry.get("contentDetails"), dict)}
+        for item in _items(page.payload.get("videos")):
+            if isinstance(item, dict) and item.get("id") in listed:
+                _video(item, page.parent_id, out)
+    elif page.kind == "comments":
+        for thread in _items(page.payload.get("commentThreads")):
+            _thread(thread, page.parent_id, out)
+        replies = page.payload.get("replies")
+        for answers in (replies.values() if isinstance(replies, dict) else []):
+            for answer in answers if isinstance(answers, list) else []:
+                for item in _items(answer):
+                    _comment(item, page.parent_id, None, out)
+    else:
+        raise ValueError(f"youtube has no raw page kind {page.kind!r}")
+    return out
+
+
+def _channel(item: Any, out: NormalizedPage) -> None:
+    try:
+        channel = yt.Channel.model_validate(item)
+    except ValidationError as exc:
+        out.rejects.append(Reject("profile", _record_id(item), _reason(exc), _as_dict(item)))
+        return
+    stats = channel.statistics or yt.ChannelStatistics()
+    subscribers = None if stats.hiddenSubscriberCount else stats.subscriberCount
+    snippet = channel.snippet
+    out.profiles.append(Profile(
+        profile_id=channel.id, username=snippet.customUrl or snippet.title, display_name=snippet.title,
+        bio=snippet.description, followers_count=subscribers, posts_count=stats.videoCount,
+        avatar_url=snippet.thumbnails.best() if snippet.thumbnails else None,
+    ))
+    for metric, value in (("followers_count", subscribers), ("posts_count", stats.videoCount),
+                          ("view_count", stats.viewCount)):
+        if value is not None:
+            out.metrics.append(Metric(entity_kind="profile", entity_id=channel.id, metric=metric, value=value))
+
+
+def _video(item: Any, channel_id: str, out: NormalizedPage) -> None:
+    try:
+        video = yt.Video.model_validate(item)
+    except ValidationError as exc:
+        out.rejects.append(Reject("post", _record_id(item), _reason(exc), _as_dict(item)))
+        return
+    seconds = yt.duration_seconds(video.contentDetails.duration if video.contentDetails else None)
+    short = seconds is not None and seconds <= SHORT_MAX_S
+    stats = video.statistics or yt.VideoStatistics()
+    snippet = video.snippet
+    caption = "\n\n".join(part for part in (snippet.title, snippet.description) if part) or None
+    permalink = f"https://www.youtube.com/{'shorts/' if short else 'watch?v='}{video.id}"
+    out.posts.append(Post(
+        post_id=video.id, profile_id=snippet.channelId or channel_id, kind="video",
+        product_type="short" if short else "video", caption=caption, permalink=permalink,
+        created_at=snippet.publishedAt, like_count=stats.likeCount, comments_count=stats.commentCount,
+        view_count=stats.viewCount,
+    ))
+    out.media.append(Media(media_id=video.id, post_id=video.id, position=0, media_type="video", url=permalink,
+                           thumbnail_url=snippet.thumbnails.best() if snippet.thumbnails else None))
+    for metric, value in (("view_count", stats.viewCount), ("like_count", stats.likeCount),
+                          ("comments_count", stats.commentCount)):
+        if value is not None:
+            out.metrics.append(Metric(entity_kind="post", entity_id=video.id, metric=metric, value=value))
+
+
+def _thread(item: Any, video_id: str, out: NormalizedPage) -> None:
+    try:
+        thread = yt.CommentThread.model_validate(item)
+    except ValidationError as exc:
+        out.rejects.append(Reject("comment", _record_id(item), _reason(exc), _as_dict(item)))
+        return
+    _comment(thread.snippet.topLevelComment, video_id, None, out)
+    for reply in thread.replies.comments if thread.replies else []:
+        _comment(reply, video_id, thread.id, out)
+
+
+def _comment(item: Any, video_id: str, parent_id: str | None, out: NormalizedPage) -> None:
+    try:
+        comment = item if isinstance(item, yt.Comment) else yt.Comment.model_validate(item)
+    except ValidationError as exc:
+        out.rejects.append(Reject("comment", _record_id(item), _reason(exc), _as_dict(item)))
+        return
+    snippet = comment.snippet
+    out.comments.append(Comment(
+        comment_id=comment.id, post_id=snippet.videoId or video_id,
+        parent_comment_id=snippet.parentId or parent_id,
+        author_id=snippet.authorChannelId.value if snippet.authorChannelId else None,
+        author_username=snippet.authorDisplayName,
+        content=snippet.textOriginal if snippet.textOriginal is not None else snippet.textDisplay,
+        created_at=snippet.publishedAt, like_count=snippet.likeCount,
+    ))
+
+
+def _record_id(item: Any) -> str | None:
+    value = item.get("id") if isinstance(item, dict) else None
+    return str(value)[:128] if value is not None else None
+
+
+def _as_dict(item: Any) -> dict[str, Any]:
+    return item if isinstance(item, dict) else {"value": item}

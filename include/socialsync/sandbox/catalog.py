@@ -1,0 +1,55 @@
+"""What the sandbox serves for each network it speaks: the entities to track and the truth to expect.
+
+The demo walks the network registry and asks this catalog for each network; a registered network
+the sandbox does not speak is named in a clear error, never skipped silently.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from socialsync.sandbox.dataset import Dataset
+from socialsync.sandbox.youtube_dataset import YouTubeDataset
+
+
+@dataclass(frozen=True)
+class SandboxNetwork:
+    entity_ids: Callable[[Dataset], list[str]]
+    expected_counts: Callable[[Dataset], dict[str, int]]  # rows each warehouse table should hold
+
+
+def _instagram_counts(dataset: Dataset) -> dict[str, int]:
+    totals = dataset.totals()
+    captions = sum(dataset.post(p, j).caption is not None
+                   for p in range(dataset.spec.profiles) for j in dataset.posts_newest_first(p))
+    return {"profiles": totals["profiles"], "posts": totals["posts"], "media": totals["media"],
+            "comments": totals["comments"], "enrichments (ml)": dataset.spec.profiles + captions,
+            "enrichments (vision)": totals["media"], "sync_jobs succeeded": dataset.spec.profiles}
+
+
+def _youtube_ids(dataset: Dataset) -> list[str]:
+    data = YouTubeDataset(dataset)
+    return [data.channel_id(p) for p in range(dataset.spec.profiles)]
+
+
+def _youtube_counts(dataset: Dataset) -> dict[str, int]:
+    totals = YouTubeDataset(dataset).totals()
+    # Every video has a title (its caption) and one media item (the video, with its thumbnail).
+    return {"profiles": totals["channels"], "posts": totals["videos"], "media": totals["videos"],
+            "comments": totals["comments"] + totals["replies"],
+            "enrichments (ml)": totals["channels"] + totals["videos"], "enrichments (vision)": totals["videos"],
+            "sync_jobs succeeded": totals["channels"]}
+
+
+CATALOG: dict[str, SandboxNetwork] = {
+    "instagram": SandboxNetwork(Dataset.profile_ids, _instagram_counts),
+    "youtube": SandboxNetwork(_youtube_ids, _youtube_counts),
+}
+
+
+def sandbox_network(name: str) -> SandboxNetwork:
+    try:
+        return CATALOG[name]
+    except KeyError:
+        raise KeyError(f"the sandbox does not speak {name!r}'s API (it serves {', '.join(sorted(CATALOG))})") from None

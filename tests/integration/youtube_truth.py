@@ -1,0 +1,108 @@
+"""The YouTube sandbox's ground truth as warehouse rows, built from the dataset, not from any payload."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from socialsync.sandbox.youtube_dataset import INLINE_REPLIES, YouTubeDataset
+from socialsync.storage import schema
+
+NETWORK = "youtube"
+
+
+def _best(thumbnails: tuple[Any, ...]) -> str | None:
+    by_name = {t.name: t.url for t in thumbnails}
+    return by_name.get("high") or by_name.get("medium") or by_name.get("default")
+
+
+def expected(data: YouTubeDataset) -> dict[str, dict[Any, tuple]]:
+    out: dict[str, dict[Any, tuple]] = {"profiles": {}, "posts": {}, "media": {}, "comments": {}}
+    for p in range(data.dataset.spec.profiles):
+        channel = data.channel(p)
+        out["profiles"][channel.id] = (channel.handle, channel.title, channel.description, channel.subscriber_count,
+                                       None, channel.video_count, _best(channel.thumbnails), None)
+        for j in data.videos_newest_first(p):
+            video = data.video(p, j)
+            link = f"https://www.youtube.com/{'shorts/' if video.is_short else 'watch?v='}{video.id}"
+            caption = "\n\n".join(part for part in (video.title, video.description) if part) or None
+            out["posts"][video.id] = (channel.id, "video", "short" if video.is_short else "video", caption, link,
+                                      video.published_at, video.like_count, video.comment_count, video.view_count)
+            out["media"][video.id] = (video.id, 0, "video", link, _best(video.thumbnails))
+            if video.comments_disabled:
+                continue
+            for k in data.threads_newest_first(p, j):
+                thread = data.thread(p, j, k)
+                out["comments"][thread.id] = (video.id, None, thread.author.channel_id, thread.author.display_name,
+                                              thread.text, thread.published_at, thread.like_count)
+                for reply in data.replies_of(p, j, k):
+                    out["comments"][reply.id] = (video.id, thread.id, reply.author.channel_id,
+                                                 reply.author.display_name, reply.text, reply.published_at,
+                                                 reply.like_count)
+    return out
+
+
+def actual(engine: Engine) -> dict[str, dict[Any, tuple]]:
+    """The warehouse's live YouTube rows (deleted ones, and media of deleted videos, left out)."""
+    p, po, m, c = schema.profiles.c, schema.posts.c, schema.media.c, schema.comments.c
+    gone = select(po.post_id).where(po.network == NETWORK, po.deleted.is_(True))
+    with engine.connect() as conn:
+        return {
+            "profiles": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                p.profile_id, p.username, p.display_name, p.bio, p.followers_count, p.following_count,
+                p.posts_count, p.avatar_url, p.website).where(p.network == NETWORK))},
+            "posts": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                po.post_id, po.profile_id, po.kind, po.product_type, po.caption, po.permalink, po.created_at,
+                po.like_count, po.comments_count, po.view_count).where(po.network == NETWORK,
+                                                                       po.deleted.is_(False)))},
+            "media": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                m.media_id, m.post_id, m.position, m.media_type, m.url, m.thumbnail_url).where(
+                m.network == NETWORK, m.post_id.not_in(gone)))},
+            "comments": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                c.comment_id, c.post_id, c.parent_comment_id, c.author_id, c.author_username, c.content,
+                c.created_at, c.like_count).where(c.network == NETWORK, c.deleted.is_(False)))},
+        }
+
+
+def assert_youtube_matches(engine: Engine, data: YouTubeDataset, incremental: bool = False) -> None:
+    """Field by field; ``incremental``: rows deleted upstream may still be live (only a complete pass
+    proves a deletion), every other row must be exact."""
+    want, got = expected(data), actual(engine)
+    for table in want:
+        missing = want[table].keys() - got[table].keys()
+        extra = got[table].keys() - want[table].keys()
+        if incremental:
+            extra = {key for key in extra if data.parse_video_id(str(key)) is not None
+                     or data.parse_thread_id(str(key)) is not None or data.parse_reply_id(str(key)) is not None
+                     or table == "profiles"}
+        wrong = [k for k in want[table].keys() & got[table].keys() if want[table][k] != got[table][k]]
+        assert not (missing or extra or wrong), (
+            f"{table}: {len(missing)} missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra "
+            f"(e.g. {sorted(extra)[:3]}), {len(wrong)} differ"
+            + (f", e.g. {wrong[0]}: want {want[table][wrong[0]]} got {got[table][wrong[0]]}" if wrong else ""))
+
+
+def minimum_calls(data: YouTubeDataset, channels: list[int], page_size: int = 50) -> dict[str, int]:
+    """The fewest calls (one unit each) a first full sync of ``channels`` can make: channels 50 to a
+    call, every uploads page with one videos call, every comment thread page of a video with
+    comments, every reply page of a thread whose replies are not all inline."""
+    calls = {"channels": math.ceil(len(channels) / 50), "playlistItems": 0, "videos": 0, "commentThreads": 0,
+             "comments": 0}
+    for p in channels:
+        videos = list(data.videos_newest_first(p))
+        pages = max(1, math.ceil(len(videos) / page_size))
+        calls["playlistItems"] += pages
+        calls["videos"] += math.ceil(len(videos) / page_size)
+        for j in videos:
+            video = data.video(p, j)
+            if video.comments_disabled or not video.comment_count:
+                continue
+            threads = list(data.threads_newest_first(p, j))
+            calls["commentThreads"] += max(1, math.ceil(len(threads) / 100))
+            for k in threads:
+                replies = data.reply_count(p, j, k)
+                if replies > INLINE_REPLIES:
+                    calls["comments"] += math.ceil(replies / 100)
+    return calls
