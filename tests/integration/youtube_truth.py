@@ -96,13 +96,17 @@ def minimum_calls(data: YouTubeDataset, channels: list[int], page_size: int = 50
         calls["playlistItems"] += pages
         calls["videos"] += math.ceil(len(videos) / page_size)
         for j in videos:
-            video = data.video(p, j)
-            if video.comments_disabled or not video.comment_count:
-                continue
-            threads = list(data.threads_newest_first(p, j))
-            calls["commentThreads"] += max(1, math.ceil(len(threads) / 100))
-            for k in threads:
-                replies = data.reply_count(p, j, k)
-                if replies > INLINE_REPLIES:
-                    calls["comments"] += math.ceil(replies / 100)
+            for call, count in comment_calls(data, p, j).items():
+                calls[call] += count
     return calls
+
+
+def comment_calls(data: YouTubeDataset, p: int, j: int) -> dict[str, int]:
+    """The calls of one video's full comment walk: every thread page (100 threads a page), and every
+    reply page (100 a page) of a thread whose replies are not all inline; none without comments."""
+    video = data.video(p, j)
+    if video.comments_disabled or not video.comment_count:
+        return {"commentThreads": 0, "comments": 0}
+    threads = list(data.threads_newest_first(p, j))
+    return {"commentThreads": max(1, math.ceil(len(threads) / 100)),
+            "comments": sum(math.ceil(n / 100) for k in threads if (n := data.reply_count(p, j, k)) > INLINE_REPLIES)}

@@ -5,8 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from typing import Any
 
 from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
 
@@ -53,6 +54,16 @@ class RateBudget:
         self.usage_percent = 0
         self.paused_s = 0.0  # time workers spent held by throttling or usage, summed over workers
         self.holds = 0
+
+    @classmethod
+    def from_options(cls, options: Mapping[str, Any], default_in_flight: int) -> RateBudget:
+        """The budget a connection's extras describe: ``max_in_flight``, ``max_requests_per_second``,
+        ``slow_down_at_percent``, ``max_pause_s``."""
+        per_second = options.get("max_requests_per_second")
+        return cls(max_in_flight=int(options.get("max_in_flight", default_in_flight)),
+                   max_per_second=float(per_second) if per_second else None,
+                   slow_down_at=int(options.get("slow_down_at_percent", 80)),
+                   max_pause_s=float(options.get("max_pause_s", 30.0)))
 
     @contextmanager
     def slot(self) -> Iterator[None]:

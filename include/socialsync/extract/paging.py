@@ -19,7 +19,23 @@ class Paginator(Protocol):
     def has_next_page(self) -> bool: ...
 
 
-class GraphCursorPaginator:
+class _CursorInQuery:
+    """Paging where the next page is asked for with the last answer's cursor in one query parameter."""
+
+    param = ""
+    cursor: str | None
+    _has_next: bool
+
+    def update_request(self, params: dict[str, Any]) -> None:
+        if self.cursor:
+            params[self.param] = self.cursor
+
+    @property
+    def has_next_page(self) -> bool:
+        return self._has_next
+
+
+class GraphCursorPaginator(_CursorInQuery):
     """Graph API cursors: ``paging.cursors.after`` leads on; the last page has no ``paging.next``.
 
     A page may hold fewer items than asked for while more remain, so only ``next`` ends paging.
@@ -53,16 +69,9 @@ class GraphCursorPaginator:
             raise PageAnomaly("the cursor did not move")
         self._has_next, self.cursor = True, after
 
-    def update_request(self, params: dict[str, Any]) -> None:
-        if self.cursor:
-            params[self.param] = self.cursor
-
-    @property
-    def has_next_page(self) -> bool:
-        return self._has_next
 
 
-class PageTokenPaginator:
+class PageTokenPaginator(_CursorInQuery):
     """``pageToken`` / ``nextPageToken`` paging (Google's APIs): the last page has no ``nextPageToken``.
 
     The same proofs as Graph's: ``items`` must be a list, a page with a next token holds items, and
@@ -93,13 +102,6 @@ class PageTokenPaginator:
             raise PageAnomaly("the page token did not move")
         self._has_next, self.cursor = True, token
 
-    def update_request(self, params: dict[str, Any]) -> None:
-        if self.cursor:
-            params[self.param] = self.cursor
-
-    @property
-    def has_next_page(self) -> bool:
-        return self._has_next
 
 
 class PassGuard:

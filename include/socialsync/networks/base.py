@@ -59,8 +59,12 @@ class RawPage:
 class NetworkClient(Protocol):
     """A network's API client. Thread-safe: a task's workers share one, and with it one budget."""
 
-    requests: int  # requests sent so far, retries included
     budget: RateBudget  # what every request asks first: in flight, per second, throttling, stops
+
+    @property
+    def requests(self) -> int:
+        """Requests sent so far, retries included."""
+        ...
 
     @property
     def units(self) -> float:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import json
 import logging
-import threading
 from collections.abc import Iterator, Sequence
 from typing import Any
 
 import httpx
 
 from socialsync.extract.budget import RateBudget
-from socialsync.extract.http import DeadlineClient, path_segment, shared_ssl_context
+from socialsync.extract.calls import JsonApi, http_clients
+from socialsync.extract.http import path_segment
 from socialsync.extract.paging import GraphCursorPaginator
-from socialsync.extract.retrying import MAX_WAIT_S, call_with_retries
+from socialsync.extract.retrying import MAX_WAIT_S
 from socialsync.extract.secrets import SecretScrubber
 from socialsync.networks.base import (
     ApiCredentials,
@@ -51,34 +51,33 @@ class InstagramClient:
         options = credentials.options
         self.page_size = int(options.get("page_size", 25))
         self.comments_page_size = int(options.get("comments_page_size", 50))
-        self.max_attempts = int(options.get("max_attempts", 6))
         self.max_wait_s = float(options.get("max_wait_s", MAX_WAIT_S))
         self.backoff_s = float(options.get("backoff_s", 0.5))
-        self._counted = threading.Lock()
-        self.requests = 0
         self.last_usage: dict[str, Any] = {}
-        # One budget for everything this client has in flight: the task's workers share it.
-        self.budget = RateBudget(
-            max_in_flight=int(options.get("max_in_flight", DEFAULT_IN_FLIGHT)),
-            max_per_second=float(options["max_requests_per_second"]) if options.get("max_requests_per_second")
-            else None,
-            slow_down_at=int(options.get("slow_down_at_percent", 80)),
-            max_pause_s=float(options.get("max_pause_s", 30.0)),
-        )
-        # What the API sends back is scrubbed of the token (and of any access_token in a URL, as
-        # Graph's paging.next links carry) before it reaches a page, an error, a log or a table.
-        self.scrubber = SecretScrubber([credentials.token])
         timeout = float(options.get("timeout", 30.0))
 
-        def make_client() -> httpx.Client:
-            # The token travels in a header, so it never appears in URLs, logs or stored requests.
-            return httpx.Client(base_url=credentials.base_url.rstrip("/") + "/",
-                                headers={"Authorization": f"Bearer {credentials.token}"},
-                                timeout=httpx.Timeout(timeout, connect=10.0), transport=transport,
-                                follow_redirects=False, verify=shared_ssl_context())
+        # The token travels in a header, so it never appears in URLs, logs or stored requests.
+        make_client = http_clients(credentials.base_url, {"Authorization": f"Bearer {credentials.token}"}, timeout,
+                                   transport)
 
-        # A whole answer within the deadline, however slowly it trickles (default: 4 read timeouts).
-        self._http = DeadlineClient(make_client, float(options.get("deadline_s", 4 * timeout)))
+        # One budget for everything this client has in flight: the task's workers share it. What the
+        # API sends back is scrubbed of the token (and of any access_token in a URL, as Graph's
+        # paging.next links carry) before it reaches a page, an error, a log or a table. A whole
+        # answer must come within the deadline, however slowly it trickles (default: 4 read timeouts).
+        self._api = JsonApi(
+            make_client, budget=RateBudget.from_options(options, DEFAULT_IN_FLIGHT),
+            scrubber=SecretScrubber([credentials.token]),
+            error_of=lambda response, body, path: _graph_error(response, body, path, self.max_wait_s,
+                                                               self._regain_after_s()),
+            deadline_s=float(options.get("deadline_s", 4 * timeout)),
+            max_attempts=int(options.get("max_attempts", 6)), max_wait_s=self.max_wait_s,
+            backoff_s=self.backoff_s, on_answer=self._read_usage)
+        self.budget = self._api.budget
+        self.scrubber = self._api.scrubber
+
+    @property
+    def requests(self) -> int:
+        return self._api.requests
 
     @property
     def units(self) -> float:
@@ -86,7 +85,7 @@ class InstagramClient:
         return float(self.requests)
 
     def close(self) -> None:
-        self._http.close()
+        self._api.close()
 
     def fetch_profiles(self, entity_ids: Sequence[str]) -> list[FetchedPage]:
         """Graph looks a node up by itself: one call per profile (the spec's ``profiles_per_call`` is 1)."""
@@ -125,30 +124,7 @@ class InstagramClient:
                 return
 
     def _get(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        return call_with_retries(lambda: self._get_once(path, params), self.max_attempts,
-                                 f"GET {path} after={params.get('after', '-')}", self.max_wait_s, self.backoff_s)
-
-    def _get_once(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with self.budget.slot():
-            with self._counted:
-                self.requests += 1
-            response = self._http.get(path, params=params)
-        self._read_usage(response)
-        try:
-            body = self.scrubber.json(response.json())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise TransientError(f"unreadable body ({len(response.content)} bytes, HTTP {response.status_code}) "
-                                 f"from GET {path}", status=response.status_code, retryable=True) from exc
-        if response.is_success and isinstance(body, dict) and "error" not in body:
-            return response.status_code, body
-        if response.is_success and not isinstance(body, dict):
-            raise PageAnomaly(f"GET {path}: the answer is a JSON {type(body).__name__}, not an object")
-        error = _graph_error(response, body, path, self.max_wait_s, self._regain_after_s())
-        if isinstance(error, QuotaExhaustedError | AuthError):
-            self.budget.stop(error)  # every worker of the task stops at its next request
-        elif isinstance(error, ThrottledError):
-            self.budget.hold(error.retry_after if error.retry_after is not None else self.backoff_s * 4, str(error))
-        raise error
+        return self._api.get(path, params, f"GET {path} after={params.get('after', '-')}")
 
     def _read_usage(self, response: httpx.Response) -> None:
         for header in ("x-app-usage", "x-business-use-case-usage"):

@@ -11,7 +11,6 @@ page holding every answer verbatim, so the page and the cursor after it still la
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,9 +19,9 @@ from zoneinfo import ZoneInfo
 import httpx
 
 from socialsync.extract.budget import RateBudget
-from socialsync.extract.http import DeadlineClient, shared_ssl_context
+from socialsync.extract.calls import JsonApi, http_clients
 from socialsync.extract.paging import PageTokenPaginator
-from socialsync.extract.retrying import MAX_WAIT_S, call_with_retries
+from socialsync.extract.retrying import MAX_WAIT_S
 from socialsync.extract.secrets import SecretScrubber
 from socialsync.networks.base import (
     ApiCredentials,
@@ -65,31 +64,33 @@ class YouTubeClient:
         self.page_size = max(1, min(MAX_UPLOADS_PAGE, int(options.get("page_size", MAX_UPLOADS_PAGE))))
         self.comments_page_size = max(1, min(MAX_COMMENTS_PAGE,
                                              int(options.get("comments_page_size", MAX_COMMENTS_PAGE))))
-        self.max_attempts = int(options.get("max_attempts", 6))
-        self.max_wait_s = float(options.get("max_wait_s", MAX_WAIT_S))
         self.backoff_s = float(options.get("backoff_s", 0.5))
-        self._counted = threading.Lock()
-        self.requests = 0
-        self.units = 0.0  # quota units spent: one per list call sent, retries included
-        self.budget = RateBudget(
-            max_in_flight=int(options.get("max_in_flight", DEFAULT_IN_FLIGHT)),
-            max_per_second=float(options["max_requests_per_second"]) if options.get("max_requests_per_second")
-            else None,
-        )
-        # Google may echo the key in an error's message: it is scrubbed before any page, error or log.
-        self.scrubber = SecretScrubber([credentials.token])
         timeout = float(options.get("timeout", 30.0))
 
-        def make_client() -> httpx.Client:
-            return httpx.Client(base_url=credentials.base_url.rstrip("/") + "/",
-                                headers={"X-Goog-Api-Key": credentials.token},
-                                timeout=httpx.Timeout(timeout, connect=10.0), transport=transport,
-                                follow_redirects=False, verify=shared_ssl_context())
+        make_client = http_clients(credentials.base_url, {"X-Goog-Api-Key": credentials.token}, timeout, transport)
 
-        self._http = DeadlineClient(make_client, float(options.get("deadline_s", 4 * timeout)))
+        # Google may echo the key in an error's message: it is scrubbed before any page, error or log.
+        self._api = JsonApi(
+            make_client, budget=RateBudget.from_options(options, DEFAULT_IN_FLIGHT),
+            scrubber=SecretScrubber([credentials.token]),
+            error_of=lambda response, body, path: google_error(response.status_code, body, path, self.backoff_s),
+            deadline_s=float(options.get("deadline_s", 4 * timeout)),
+            max_attempts=int(options.get("max_attempts", 6)),
+            max_wait_s=float(options.get("max_wait_s", MAX_WAIT_S)), backoff_s=self.backoff_s)
+        self.budget = self._api.budget
+        self.scrubber = self._api.scrubber
+
+    @property
+    def requests(self) -> int:
+        return self._api.requests
+
+    @property
+    def units(self) -> float:
+        """Every call is a list call: one unit each, sent calls and refused ones alike."""
+        return float(self._api.requests)
 
     def close(self) -> None:
-        self._http.close()
+        self._api.close()
 
     # --- profiles -------------------------------------------------------------------------------
     def fetch_profiles(self, entity_ids: Sequence[str]) -> list[FetchedPage]:
@@ -126,12 +127,7 @@ class YouTubeClient:
         while True:
             params: dict[str, Any] = {"part": "contentDetails", "playlistId": playlist, "maxResults": self.page_size}
             asked_with = paginator.cursor
-            paginator.update_request(params)
-            status, listing = self._get("playlistItems", params)
-            try:
-                paginator.update_state(listing)
-            except PageAnomaly as exc:
-                raise PageAnomaly(f"GET playlistItems of {entity_id} pageToken={asked_with or '-'}: {exc}") from None
+            status, listing = self._page("playlistItems", params, paginator, entity_id)
             ids = list(dict.fromkeys(_video_ids(listing["items"])))
             calls = [_request("playlistItems", params)]
             videos: dict[str, Any] = {"items": []}
@@ -155,12 +151,7 @@ class YouTubeClient:
             params: dict[str, Any] = {"part": "snippet,replies", "videoId": post_id, "order": "time",
                                       "textFormat": "plainText", "maxResults": self.comments_page_size}
             asked_with = paginator.cursor
-            paginator.update_request(params)
-            status, threads = self._get("commentThreads", params)
-            try:
-                paginator.update_state(threads)
-            except PageAnomaly as exc:
-                raise PageAnomaly(f"GET commentThreads of {post_id} pageToken={asked_with or '-'}: {exc}") from None
+            status, threads = self._page("commentThreads", params, paginator, post_id)
             calls = [_request("commentThreads", params)]
             replies: dict[str, list[dict[str, Any]]] = {}
             comments = 0
@@ -185,44 +176,26 @@ class YouTubeClient:
         while True:
             params: dict[str, Any] = {"part": "snippet", "parentId": thread_id, "textFormat": "plainText",
                                       "maxResults": MAX_COMMENTS_PAGE}
-            paginator.update_request(params)
-            _, answer = self._get("comments", params)
-            try:
-                paginator.update_state(answer)
-            except PageAnomaly as exc:
-                raise PageAnomaly(f"GET comments of thread {thread_id}: {exc}") from None
+            _, answer = self._page("comments", params, paginator, f"thread {thread_id}")
             answers.append(answer)
             calls.append(_request("comments", params))
             if not paginator.has_next_page:
                 return answers, calls
 
-    # --- one call ---------------------------------------------------------------------------------
-    def _get(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        return call_with_retries(lambda: self._get_once(path, params), self.max_attempts,
-                                 f"GET {path} pageToken={params.get('pageToken', '-')}", self.max_wait_s,
-                                 self.backoff_s)
-
-    def _get_once(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        with self.budget.slot():
-            with self._counted:
-                self.requests += 1
-                self.units += 1
-            response = self._http.get(path, params=params)
+    def _page(self, path: str, params: dict[str, Any], paginator: PageTokenPaginator,
+              what: str) -> tuple[int, dict[str, Any]]:
+        """One page of a list: asked for where the paginator stands, then proven to be a page."""
+        asked_with = paginator.cursor
+        paginator.update_request(params)
+        status, body = self._get(path, params)
         try:
-            body = self.scrubber.json(response.json())
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise TransientError(f"unreadable body ({len(response.content)} bytes, HTTP {response.status_code}) "
-                                 f"from GET {path}", status=response.status_code, retryable=True) from exc
-        if response.is_success and isinstance(body, dict) and "error" not in body:
-            return response.status_code, body
-        if response.is_success and not isinstance(body, dict):
-            raise PageAnomaly(f"GET {path}: the answer is a JSON {type(body).__name__}, not an object")
-        error = google_error(response.status_code, body, path, self.backoff_s)
-        if isinstance(error, QuotaExhaustedError | AuthError):
-            self.budget.stop(error)  # every worker of the task stops at its next request
-        elif isinstance(error, ThrottledError):
-            self.budget.hold(error.retry_after if error.retry_after is not None else self.backoff_s * 4, str(error))
-        raise error
+            paginator.update_state(body)
+        except PageAnomaly as exc:
+            raise PageAnomaly(f"GET {path} of {what} pageToken={asked_with or '-'}: {exc}") from None
+        return status, body
+
+    def _get(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        return self._api.get(path, params, f"GET {path} pageToken={params.get('pageToken', '-')}")
 
 
 def uploads_playlist(channel_id: str) -> str:

@@ -1,0 +1,99 @@
+"""One JSON API call the way every network client makes it, whatever the network.
+
+Ask the task's rate budget for a slot, count the request, send it on the worker's own HTTP client
+with a total deadline and no redirects, scrub the answer of every credential before anything reads
+it, and turn an error answer into the network's ``ApiError``: a spent quota or refused credentials
+stop every worker of the task, a throttle answer holds them all. Transient errors are retried with
+backoff (tenacity). A network client supplies only how its API says "error" and what each error means.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from socialsync.extract.budget import RateBudget
+from socialsync.extract.http import DeadlineClient, shared_ssl_context
+from socialsync.extract.retrying import MAX_WAIT_S, call_with_retries
+from socialsync.extract.secrets import SecretScrubber
+from socialsync.networks.base import (
+    ApiError,
+    AuthError,
+    PageAnomaly,
+    QuotaExhaustedError,
+    ThrottledError,
+    TransientError,
+)
+
+ErrorOf = Callable[[httpx.Response, Any, str], ApiError]
+
+
+def http_clients(base_url: str, headers: dict[str, str], timeout: float,
+                 transport: httpx.BaseTransport | None = None) -> Callable[[], httpx.Client]:
+    """How a worker's own client is made: credentials in headers (never in a URL), a read timeout,
+    redirects not followed, and the process's one TLS context."""
+
+    def make() -> httpx.Client:
+        return httpx.Client(base_url=base_url.rstrip("/") + "/", headers=headers,
+                            timeout=httpx.Timeout(timeout, connect=10.0), transport=transport,
+                            follow_redirects=False, verify=shared_ssl_context())
+
+    return make
+
+
+def error_key_failure(response: httpx.Response, body: Any) -> bool:
+    """Graph's and Google's convention: an answer is an error when it is not 2xx or has an ``error`` key."""
+    return not response.is_success or "error" in body
+
+
+class JsonApi:
+    """A network's calls: shared by a task's workers (thread-safe), one rate budget for all of them."""
+
+    def __init__(self, make_client: Callable[[], httpx.Client], *, budget: RateBudget, scrubber: SecretScrubber,
+                 error_of: ErrorOf, deadline_s: float, max_attempts: int = 6, max_wait_s: float = MAX_WAIT_S,
+                 backoff_s: float = 0.5, on_answer: Callable[[httpx.Response], None] | None = None,
+                 failed: Callable[[httpx.Response, Any], bool] = error_key_failure) -> None:
+        self._http = DeadlineClient(make_client, deadline_s)
+        self.budget = budget
+        self.scrubber = scrubber
+        self._error_of = error_of
+        self._on_answer = on_answer
+        self._failed = failed
+        self.max_attempts, self.max_wait_s, self.backoff_s = max_attempts, max_wait_s, backoff_s
+        self._counted = threading.Lock()
+        self.requests = 0  # sent so far, retries included
+
+    def close(self) -> None:
+        self._http.close()
+
+    def get(self, path: str, params: dict[str, Any], what: str) -> tuple[int, dict[str, Any]]:
+        """``GET path?params``: the status and the scrubbed JSON object, or the classified error."""
+        return call_with_retries(lambda: self._once(path, params), self.max_attempts, what, self.max_wait_s,
+                                 self.backoff_s)
+
+    def _once(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        with self.budget.slot():
+            with self._counted:
+                self.requests += 1
+            response = self._http.get(path, params=params)
+        if self._on_answer is not None:
+            self._on_answer(response)
+        try:
+            body = self.scrubber.json(response.json())
+        except (ValueError, UnicodeDecodeError) as exc:  # json's decode error is a ValueError
+            raise TransientError(f"unreadable body ({len(response.content)} bytes, HTTP {response.status_code}) "
+                                 f"from GET {path}", status=response.status_code, retryable=True) from exc
+        if not isinstance(body, dict):
+            if response.is_success:
+                raise PageAnomaly(f"GET {path}: the answer is a JSON {type(body).__name__}, not an object")
+        elif not self._failed(response, body):
+            return response.status_code, body
+        error = self._error_of(response, body, path)
+        if isinstance(error, QuotaExhaustedError | AuthError):
+            self.budget.stop(error)  # every worker of the task stops at its next request
+        elif isinstance(error, ThrottledError):
+            self.budget.hold(error.retry_after if error.retry_after is not None else self.backoff_s * 4, str(error))
+        raise error
