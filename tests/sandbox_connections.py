@@ -15,14 +15,15 @@ def warehouse_connection(url: str) -> str:
                        "login": parsed.username, "schema": parsed.database})
 
 
-def sandbox_connections(sandbox_url: str, warehouse_url: str, **instagram_extra: object) -> dict[str, str]:
+def sandbox_connections(sandbox_url: str, warehouse_url: str, youtube_extra: dict[str, object] | None = None,
+                        **instagram_extra: object) -> dict[str, str]:
     key = {"X-Api-Key": "sandbox-key"}
     return {
         "AIRFLOW_CONN_INSTAGRAM_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/v21.0",
                                                   "password": "sandbox-token",
                                                   "extra": {"page_size": 10, **instagram_extra}}),
         "AIRFLOW_CONN_YOUTUBE_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/youtube/v3",
-                                                "password": "sandbox-key"}),
+                                                "password": "sandbox-key", "extra": youtube_extra or {}}),
         "AIRFLOW_CONN_ML_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/ml/v1", "extra": key}),
         "AIRFLOW_CONN_VISION_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/vision/v1",
                                                "extra": key}),
