@@ -14,7 +14,8 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, String, cast, func, insert, literal, select, update
 
-from socialsync.storage import jobs, planning
+from socialsync.networks import get_network
+from socialsync.storage import jobs, planning, usage
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.schema import metadata, sync_jobs, tracked_entities
 from socialsync.storage.types import UtcDateTime
@@ -90,6 +91,9 @@ def _plan(engine: Engine, run_id: str, run_time: datetime, tracked: int) -> dict
     cursor = {"as_of": run_time.isoformat(), "parts": jobs.owed_parts({"profile", "posts", "comments"})}
     with timer.total(), engine.begin() as conn:
         due = timer.step("due", lambda: planning.due_entities(conn, NETWORK, run_time - timedelta(hours=20)))
+        # What today's quota admits (all of them here: the bench's usage table is empty).
+        due = timer.step("quota", lambda: usage.admit_within_quota(conn, get_network(NETWORK), due, run_time,
+                                                                   float(tracked) * 1_000).admitted)
         batches = planning.batch_count(len(due), MAX_BATCHES, MIN_BATCH_SIZE)
         job_ids = timer.step("open_jobs", lambda: planning.open_jobs(conn, NETWORK, run_id, due, cursor, batches,
                                                                      run_time))

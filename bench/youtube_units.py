@@ -24,9 +24,7 @@ from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.storage.engine import warehouse_engine
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import day
-from tests.integration.youtube_truth import minimum_calls
-
-CALLS = ("channels", "playlistItems", "videos", "commentThreads", "comments")
+from tests.integration.youtube_truth import calls, calls_since, minimum_calls
 
 
 def main() -> int:
@@ -36,10 +34,10 @@ def main() -> int:
         engine = warehouse_engine(f"sqlite:///{Path(work) / 'warehouse.db'}")
 
         def run(what: str, as_of: datetime, **window: Any) -> None:
-            before = {c: sandbox.counters[f"youtube:{c}"] for c in CALLS}
+            before = calls(sandbox.counters)
             client = YouTubeClient(ApiCredentials(f"{sandbox.url}/youtube/v3", "sandbox-key", {}))
             inline.sync(engine, YOUTUBE, client, ids, what, as_of, **window)
-            spent = {c: sandbox.counters[f"youtube:{c}"] - before[c] for c in CALLS}
+            spent = calls_since(sandbox.counters, before)
             print(f"| {what} | {sum(spent.values())} | {', '.join(f'{c} {n}' for c, n in spent.items())} |")
 
         print(f"{SMALL.profiles} channels, totals {data.totals()}\n")

@@ -15,10 +15,8 @@ from socialsync.storage import schema
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.planning import track_entities
 from tests.integration.test_instagram_dag import _airflow, _env, _now, airflow_home, sandbox_for_dags  # noqa: F401
-from tests.integration.youtube_truth import assert_youtube_matches, minimum_calls
+from tests.integration.youtube_truth import assert_youtube_matches, calls, calls_since, minimum_calls
 from tests.sandbox_connections import sandbox_connections
-
-CALLS = ("channels", "playlistItems", "videos", "commentThreads", "comments")
 
 
 def test_youtube_sync_loads_the_ground_truth(airflow_home: Path, sandbox_for_dags: SandboxServer,  # noqa: F811
@@ -27,7 +25,7 @@ def test_youtube_sync_loads_the_ground_truth(airflow_home: Path, sandbox_for_dag
     engine = warehouse_engine(url)
     data: YouTubeDataset = sandbox_for_dags.app.state.youtube.data
     channels = list(range(data.dataset.spec.profiles))
-    before = {c: sandbox_for_dags.counters[f"youtube:{c}"] for c in CALLS}
+    before = calls(sandbox_for_dags.counters)
     try:
         with engine.begin() as conn:
             track_entities(conn, "youtube", [data.channel_id(p) for p in channels], _now())
@@ -35,7 +33,7 @@ def test_youtube_sync_loads_the_ground_truth(airflow_home: Path, sandbox_for_dag
         _airflow(_env(airflow_home, sandbox_for_dags, url), "dags", "test", "youtube_sync",
                  "--conf", json.dumps({"batch_size": 4}))
         assert_youtube_matches(engine, data)
-        spent = {c: sandbox_for_dags.counters[f"youtube:{c}"] - before[c] for c in CALLS}
+        spent = calls_since(sandbox_for_dags.counters, before)
         assert spent == {**minimum_calls(data, channels), "channels": 2}
         with engine.connect() as conn:
             statuses = dict(conn.execute(select(schema.sync_jobs.c.status, func.count())

@@ -26,10 +26,9 @@ from tests.hostile import HostileProxy, Rule
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import checksums, day
 from tests.integration.truth import deleted_ids
-from tests.integration.youtube_truth import assert_youtube_matches, comment_calls, minimum_calls
+from tests.integration.youtube_truth import assert_youtube_matches, calls, calls_since, comment_calls, minimum_calls
 
 KEY = "sandbox-key"
-CALLS = ("channels", "playlistItems", "videos", "commentThreads", "comments")
 
 
 @pytest.fixture
@@ -52,7 +51,7 @@ def test_a_first_sync_loads_the_truth_in_the_fewest_calls(sandbox: SandboxServer
     inline.sync(warehouse, YOUTUBE, client, [data.channel_id(p) for p in channels], "run-1", day(0))
     assert_youtube_matches(warehouse, data)
     counters = sandbox.counters
-    assert {c: counters[f"youtube:{c}"] for c in CALLS} == minimum_calls(data, channels)
+    assert calls(counters) == minimum_calls(data, channels)
     assert counters["youtube:units"] == client.units == sum(minimum_calls(data, channels).values())
     assert counters["youtube:key_in_url"] == 0
 
@@ -63,10 +62,10 @@ def test_a_quiet_day_costs_two_units_a_channel_and_the_lookback_s_comments(
     channels = list(range(data.dataset.spec.profiles))
     ids = [data.channel_id(p) for p in channels]
     inline.sync(sqlite_warehouse, YOUTUBE, _client(sandbox), ids, "run-1", day(0))
-    before = {c: sandbox.counters[f"youtube:{c}"] for c in CALLS}
+    before = calls(sandbox.counters)
     as_of = day(0) + timedelta(hours=6)  # the same epoch: nothing changed upstream
     inline.sync(sqlite_warehouse, YOUTUBE, _client(sandbox), ids, "run-2", as_of)
-    spent = {c: sandbox.counters[f"youtube:{c}"] - before[c] for c in CALLS}
+    spent = calls_since(sandbox.counters, before)
     recent = _recent_comment_calls(data, channels, as_of - timedelta(days=3))
     posting = sum(1 for p in channels if data.video_count(p))  # an empty uploads page needs no videos call
     assert spent == {"channels": 1, "playlistItems": len(channels), "videos": posting, **recent}, spent
@@ -218,9 +217,9 @@ def test_after_a_day_of_changes_a_run_spends_exactly_the_units_the_changes_need(
     inline.sync(sqlite_warehouse, YOUTUBE, _client(sandbox), ids, "run-1", day(0))
     before_counts = {(p, j): data.video(p, j).comment_count for p in channels for j in data.videos_newest_first(p)}
     data.dataset.epoch = 1  # a day of new videos, comments and replies, and a few deletions
-    before = {c: sandbox.counters[f"youtube:{c}"] for c in CALLS}
+    before = calls(sandbox.counters)
     inline.sync(sqlite_warehouse, YOUTUBE, _client(sandbox), ids, "run-2", day(1))
-    spent = {c: sandbox.counters[f"youtube:{c}"] - before[c] for c in CALLS}
+    spent = calls_since(sandbox.counters, before)
     assert spent == _calls_for_changes(data, channels, before_counts, day(1) - timedelta(days=3)), spent
     # Every live video, comment and reply is exact; a deletion waits for a complete pass to be proven.
     assert_youtube_matches(sqlite_warehouse, data, incremental=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Engine, select
@@ -11,6 +12,17 @@ from socialsync.sandbox.youtube_dataset import INLINE_REPLIES, YouTubeDataset
 from socialsync.storage import schema
 
 NETWORK = "youtube"
+CALLS = ("channels", "playlistItems", "videos", "commentThreads", "comments")
+
+
+def calls(counters: Mapping[str, int]) -> dict[str, int]:
+    """The sandbox's YouTube calls so far, by method (each one unit)."""
+    return {c: counters[f"youtube:{c}"] for c in CALLS}
+
+
+def calls_since(counters: Mapping[str, int], before: dict[str, int]) -> dict[str, int]:
+    now = calls(counters)
+    return {c: now[c] - before[c] for c in CALLS}
 
 
 def _best(thumbnails: tuple[Any, ...]) -> str | None:

@@ -20,6 +20,7 @@ from socialsync.extract.http import DeadlineClient, shared_ssl_context
 from socialsync.extract.retrying import MAX_WAIT_S, call_with_retries
 from socialsync.extract.secrets import SecretScrubber
 from socialsync.networks.base import (
+    ApiCredentials,
     ApiError,
     AuthError,
     PageAnomaly,
@@ -65,6 +66,24 @@ class JsonApi:
         self.max_attempts, self.max_wait_s, self.backoff_s = max_attempts, max_wait_s, backoff_s
         self._counted = threading.Lock()
         self.requests = 0  # sent so far, retries included
+
+    @classmethod
+    def for_connection(cls, credentials: ApiCredentials, headers: dict[str, str], *, error_of: ErrorOf,
+                       default_in_flight: int, transport: httpx.BaseTransport | None = None,
+                       on_answer: Callable[[httpx.Response], None] | None = None) -> JsonApi:
+        """Calls as a connection's extras describe them: ``timeout`` (per read), ``deadline_s`` (a whole
+        answer, default 4 read timeouts), ``max_attempts``, ``max_wait_s``, ``backoff_s`` and the rate
+        budget's own (``RateBudget.from_options``). ``headers`` carry the credentials; whatever the API
+        sends back is scrubbed of ``credentials.token``."""
+        options = credentials.options
+        timeout = float(options.get("timeout", 30.0))
+        return cls(http_clients(credentials.base_url, headers, timeout, transport),
+                   budget=RateBudget.from_options(options, default_in_flight),
+                   scrubber=SecretScrubber([credentials.token]), error_of=error_of,
+                   deadline_s=float(options.get("deadline_s", 4 * timeout)),
+                   max_attempts=int(options.get("max_attempts", 6)),
+                   max_wait_s=float(options.get("max_wait_s", MAX_WAIT_S)),
+                   backoff_s=float(options.get("backoff_s", 0.5)), on_answer=on_answer)
 
     def close(self) -> None:
         self._http.close()

@@ -113,16 +113,8 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
     report = ExtractReport()
     requests_before = client.requests
 
-    def start(job: bookkeeping.JobRef) -> bool:
-        if _stopped_before(engine, client, job, report, clock):
-            return False
-        report.add(jobs=1)
-        with engine.begin() as conn:
-            bookkeeping.set_job_status(conn, job.id, "running")
-        return True
-
     def work(job: bookkeeping.JobRef) -> None:
-        if _stopped_before(engine, client, job, report, clock) if started else not start(job):
+        if _stopped_before(engine, client, job, report, clock):
             return
         try:
             _posts(engine, network, client, job, window, report, clock)
@@ -136,10 +128,12 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
             _job_failed(engine, job, exc, report, clock, last_try)
 
     live = [job for job in jobs if job.status not in bookkeeping.FINISHED]
-    started = "profile" in window.scope  # then every job starts with its profile, a batch of them per call
+    report.add(jobs=len(live))
+    with engine.begin() as conn:
+        bookkeeping.set_jobs_running(conn, [job.id for job in live])
     try:
-        if started:
-            live = _profiles(engine, network, client, [job for job in live if start(job)], report, clock, last_try)
+        if "profile" in window.scope:  # every job starts with its profile, a batch of them per call
+            live = _profiles(engine, network, client, live, report, clock, last_try)
         if "posts" in window.scope:
             _each_concurrently(work, live, client.budget.max_in_flight)
     finally:

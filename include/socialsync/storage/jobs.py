@@ -59,6 +59,11 @@ def set_job_status(conn: Connection, job_id: int, status: str, **values: Any) ->
     conn.execute(update(sync_jobs).where(sync_jobs.c.id == job_id).values(status=status, **values))
 
 
+def set_jobs_running(conn: Connection, job_ids: Sequence[int]) -> None:
+    if job_ids:
+        conn.execute(update(sync_jobs).where(sync_jobs.c.id.in_(list(job_ids))).values(status="running"))
+
+
 def set_job_cursor(conn: Connection, job_id: int, cursor: dict[str, Any]) -> None:
     conn.execute(update(sync_jobs).where(sync_jobs.c.id == job_id).values(cursor=cursor))
 

@@ -20,6 +20,11 @@ def inserted_id(result: CursorResult[Any]) -> int:
     return int(key[0])
 
 
+def dialect_insert(conn: Connection, table: Table) -> Any:
+    """``INSERT`` with ``ON CONFLICT`` for the connection's database (PostgreSQL or SQLite)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
 def upsert(conn: Connection, table: Table, rows: Iterable[Mapping[str, Any]], newer: str | None = None) -> int:
     """Insert ``rows`` or update them in place on the table's primary key; returns rows offered.
 
@@ -30,11 +35,10 @@ def upsert(conn: Connection, table: Table, rows: Iterable[Mapping[str, Any]], ne
     if not unique:
         return 0
     key = [c.name for c in table.primary_key.columns]
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     columns = list(unique[0].keys())
     chunk = max(1, _MAX_PARAMS // max(1, len(columns)))
     for start in range(0, len(unique), chunk):
-        stmt = insert(table).values(unique[start : start + chunk])
+        stmt = dialect_insert(conn, table).values(unique[start : start + chunk])
         updates = {c: stmt.excluded[c] for c in columns if c not in key}
         where = table.c[newer] <= stmt.excluded[newer] if newer else None
         stmt = stmt.on_conflict_do_update(index_elements=key, set_=updates, where=where) if updates else (

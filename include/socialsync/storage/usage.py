@@ -10,23 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from socialsync.networks.base import NetworkSpec, Quota
 from socialsync.storage.schema import api_usage, raw_pages, sync_jobs, tracked_entities
+from socialsync.storage.upserts import dialect_insert
 
 DAY = timedelta(days=1)
+NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 def period_start(quota: Quota, moment: datetime) -> datetime:
     """The start of the quota period ``moment`` falls in (a day from midnight in the quota's zone, or an hour)."""
-    local = moment.astimezone(ZoneInfo(quota.timezone))
-    if quota.per >= DAY:
+    return _start_of(quota.timezone, quota.per, moment)
+
+
+def _start_of(timezone: str, per: timedelta, moment: datetime) -> datetime:
+    local = moment.astimezone(ZoneInfo(timezone))
+    if per >= DAY:
         start = local.replace(hour=0, minute=0, second=0, microsecond=0)
     else:
         start = local.replace(minute=0, second=0, microsecond=0)
@@ -42,10 +46,9 @@ def record_spent(conn: Connection, network: str, quota: Quota, moment: datetime,
     """Add ``units`` to the network's current period (one statement, safe against concurrent tasks)."""
     if units <= 0:
         return
-    start = period_start(quota, moment)
-    row = {"network": network, "period_start": start, "units": float(units), "updated_at": moment}
-    dialect = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    statement = dialect(api_usage).values(**row)
+    row = {"network": network, "period_start": period_start(quota, moment), "units": float(units),
+           "updated_at": moment}
+    statement = dialect_insert(conn, api_usage).values(**row)
     conn.execute(statement.on_conflict_do_update(
         index_elements=[api_usage.c.network, api_usage.c.period_start],
         set_={"units": api_usage.c.units + statement.excluded.units, "updated_at": statement.excluded.updated_at}))
@@ -53,7 +56,7 @@ def record_spent(conn: Connection, network: str, quota: Quota, moment: datetime,
 
 def spent_today(conn: Connection, network: str, quota: Quota, moment: datetime) -> float:
     """Units spent since the start of the quota's day (its periods since then, for an hourly quota)."""
-    day = period_start(Quota(quota.units, DAY, quota.timezone), moment)
+    day = _start_of(quota.timezone, DAY, moment)
     return float(conn.scalar(select(func.coalesce(func.sum(api_usage.c.units), 0.0)).where(
         api_usage.c.network == network, api_usage.c.period_start >= day)) or 0.0)
 
@@ -76,23 +79,21 @@ def admit(conn: Connection, network: str, entity_ids: Sequence[str], left: float
     left, however large its estimate, so that a huge profile is not deferred for ever.
     """
     t = tracked_entities.c
-    known: dict[str, tuple[datetime | None, float | None]] = {}
     ids = list(entity_ids)
-    for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        for entity_id, synced, estimate in conn.execute(
-                select(t.entity_id, t.last_synced_at, t.est_units).where(t.network == network,
-                                                                         t.entity_id.in_(part))):
-            known[entity_id] = (synced, estimate)
     position = {entity_id: n for n, entity_id in enumerate(ids)}
+    query = select(t.entity_id, t.last_synced_at, t.est_units).where(t.network == network)
+    # A conf's few ids are looked up; a day's due list (up to every tracked entity) is one scan.
+    rows = (conn.execute(query.where(t.entity_id.in_(ids))) if len(ids) <= chunk
+            else (r for r in conn.execute(query) if r.entity_id in position))
+    known = {entity_id: (synced, estimate) for entity_id, synced, estimate in rows}
 
-    def overdue(entity_id: str) -> tuple[int, datetime | float, int]:
+    def overdue(entity_id: str) -> tuple[datetime, int]:  # never synced sorts first
         synced = known.get(entity_id, (None, None))[0]
-        return (0, 0.0, position[entity_id]) if synced is None else (1, synced, position[entity_id])
+        return synced or NEVER, position[entity_id]
 
     chosen: set[str] = set()
     total = 0.0
-    for entity_id in sorted(ids, key=overdue):  # type: ignore[arg-type]
+    for entity_id in sorted(ids, key=overdue):
         estimate = known.get(entity_id, (None, None))[1]
         cost = float(estimate) if estimate is not None else first_sync_units
         if total + cost > left and (chosen or left <= 0):

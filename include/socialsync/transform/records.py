@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 class _Record(BaseModel):
@@ -83,3 +86,20 @@ class NormalizedPage:
     comments: list[Comment] = field(default_factory=list)
     metrics: list[Metric] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
+
+    def validated(self, model: type[M], item: Any, record_kind: str) -> M | None:
+        """``item`` checked against the API's ``model``; one that fails is quarantined with its reason."""
+        try:
+            return model.model_validate(item)
+        except ValidationError as exc:
+            reason = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in exc.errors())
+            key = item.get("id") if isinstance(item, dict) else None
+            self.rejects.append(Reject(record_kind, str(key)[:128] if key is not None else None, reason,
+                                       item if isinstance(item, dict) else {"value": item}))
+            return None
+
+    def add_metrics(self, entity_kind: Literal["profile", "post"], entity_id: str,
+                    values: Iterable[tuple[str, float | None]]) -> None:
+        """Today's snapshot of each count the API gave (a hidden one is absent, not zero)."""
+        self.metrics += [Metric(entity_kind=entity_kind, entity_id=entity_id, metric=metric, value=value)
+                         for metric, value in values if value is not None]

@@ -9,12 +9,9 @@ from typing import Any
 
 import httpx
 
-from socialsync.extract.budget import RateBudget
-from socialsync.extract.calls import JsonApi, http_clients
+from socialsync.extract.calls import JsonApi
 from socialsync.extract.http import path_segment
 from socialsync.extract.paging import GraphCursorPaginator
-from socialsync.extract.retrying import MAX_WAIT_S
-from socialsync.extract.secrets import SecretScrubber
 from socialsync.networks.base import (
     ApiCredentials,
     ApiError,
@@ -51,29 +48,16 @@ class InstagramClient:
         options = credentials.options
         self.page_size = int(options.get("page_size", 25))
         self.comments_page_size = int(options.get("comments_page_size", 50))
-        self.max_wait_s = float(options.get("max_wait_s", MAX_WAIT_S))
-        self.backoff_s = float(options.get("backoff_s", 0.5))
         self.last_usage: dict[str, Any] = {}
-        timeout = float(options.get("timeout", 30.0))
-
-        # The token travels in a header, so it never appears in URLs, logs or stored requests.
-        make_client = http_clients(credentials.base_url, {"Authorization": f"Bearer {credentials.token}"}, timeout,
-                                   transport)
-
-        # One budget for everything this client has in flight: the task's workers share it. What the
-        # API sends back is scrubbed of the token (and of any access_token in a URL, as Graph's
-        # paging.next links carry) before it reaches a page, an error, a log or a table. A whole
-        # answer must come within the deadline, however slowly it trickles (default: 4 read timeouts).
-        self._api = JsonApi(
-            make_client, budget=RateBudget.from_options(options, DEFAULT_IN_FLIGHT),
-            scrubber=SecretScrubber([credentials.token]),
-            error_of=lambda response, body, path: _graph_error(response, body, path, self.max_wait_s,
+        # The token travels in a header, so it never appears in URLs, logs or stored requests; what
+        # the API sends back is scrubbed of it (and of any access_token in a URL, as Graph's
+        # paging.next links carry) before it reaches a page, an error, a log or a table.
+        self._api = JsonApi.for_connection(
+            credentials, {"Authorization": f"Bearer {credentials.token}"},
+            error_of=lambda response, body, path: _graph_error(response, body, path, self._api.max_wait_s,
                                                                self._regain_after_s()),
-            deadline_s=float(options.get("deadline_s", 4 * timeout)),
-            max_attempts=int(options.get("max_attempts", 6)), max_wait_s=self.max_wait_s,
-            backoff_s=self.backoff_s, on_answer=self._read_usage)
-        self.budget = self._api.budget
-        self.scrubber = self._api.scrubber
+            default_in_flight=DEFAULT_IN_FLIGHT, transport=transport, on_answer=self._read_usage)
+        self.budget = self._api.budget  # one for everything this client has in flight
 
     @property
     def requests(self) -> int:

@@ -5,17 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from socialsync.networks.base import PostStub, RawPage
 from socialsync.networks.instagram.models import IgComment, IgMedia, IgProfile, parse_graph_time
-from socialsync.transform.records import Comment, Media, Metric, NormalizedPage, Post, Profile, Reject
+from socialsync.transform.records import Comment, Media, NormalizedPage, Post, Profile
 
 _KIND = {"IMAGE": "image", "VIDEO": "video", "CAROUSEL_ALBUM": "carousel"}
-
-
-def _reason(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in error.errors())
 
 
 def _items(payload: dict[str, Any]) -> list[Any]:
@@ -52,27 +46,21 @@ def normalize(page: RawPage) -> NormalizedPage:
 
 
 def _profile(payload: dict[str, Any], out: NormalizedPage) -> None:
-    try:
-        ig = IgProfile.model_validate(payload)
-    except ValidationError as exc:
-        out.rejects.append(Reject("profile", _record_id(payload), _reason(exc), payload))
+    ig = out.validated(IgProfile, payload, "profile")
+    if ig is None:
         return
     out.profiles.append(Profile(
         profile_id=ig.id, username=ig.username, display_name=ig.name, bio=ig.biography,
         followers_count=ig.followers_count, following_count=ig.follows_count, posts_count=ig.media_count,
         avatar_url=ig.profile_picture_url, website=ig.website,
     ))
-    for metric, value in (("followers_count", ig.followers_count), ("following_count", ig.follows_count),
-                          ("posts_count", ig.media_count)):
-        if value is not None:
-            out.metrics.append(Metric(entity_kind="profile", entity_id=ig.id, metric=metric, value=value))
+    out.add_metrics("profile", ig.id, (("followers_count", ig.followers_count),
+                                       ("following_count", ig.follows_count), ("posts_count", ig.media_count)))
 
 
 def _post(item: Any, profile_id: str, out: NormalizedPage) -> None:
-    try:
-        ig = IgMedia.model_validate(item)
-    except ValidationError as exc:
-        out.rejects.append(Reject("post", _record_id(item), _reason(exc), _as_dict(item)))
+    ig = out.validated(IgMedia, item, "post")
+    if ig is None:
         return
     out.posts.append(Post(
         post_id=ig.id, profile_id=profile_id, kind=_KIND[ig.media_type],  # type: ignore[arg-type]
@@ -89,28 +77,15 @@ def _post(item: Any, profile_id: str, out: NormalizedPage) -> None:
         out.media.append(Media(media_id=ig.id, post_id=ig.id, position=0,
                                media_type=_KIND[ig.media_type],  # type: ignore[arg-type]
                                url=ig.media_url, thumbnail_url=ig.thumbnail_url))
-    for metric, value in (("like_count", ig.like_count), ("comments_count", ig.comments_count)):
-        if value is not None:
-            out.metrics.append(Metric(entity_kind="post", entity_id=ig.id, metric=metric, value=value))
+    out.add_metrics("post", ig.id, (("like_count", ig.like_count), ("comments_count", ig.comments_count)))
 
 
 def _comment(item: Any, post_id: str, out: NormalizedPage) -> None:
-    try:
-        ig = IgComment.model_validate(item)
-    except ValidationError as exc:
-        out.rejects.append(Reject("comment", _record_id(item), _reason(exc), _as_dict(item)))
+    ig = out.validated(IgComment, item, "comment")
+    if ig is None:
         return
     out.comments.append(Comment(
         comment_id=ig.id, post_id=post_id, author_id=ig.author.id if ig.author else None,
         author_username=ig.username or (ig.author.username if ig.author else None),
         content=ig.text, created_at=ig.timestamp, like_count=ig.like_count,
     ))
-
-
-def _record_id(item: Any) -> str | None:
-    value = item.get("id") if isinstance(item, dict) else None
-    return str(value)[:128] if value is not None else None
-
-
-def _as_dict(item: Any) -> dict[str, Any]:
-    return item if isinstance(item, dict) else {"value": item}

@@ -18,11 +18,8 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from socialsync.extract.budget import RateBudget
-from socialsync.extract.calls import JsonApi, http_clients
+from socialsync.extract.calls import JsonApi
 from socialsync.extract.paging import PageTokenPaginator
-from socialsync.extract.retrying import MAX_WAIT_S
-from socialsync.extract.secrets import SecretScrubber
 from socialsync.networks.base import (
     ApiCredentials,
     ApiError,
@@ -64,21 +61,13 @@ class YouTubeClient:
         self.page_size = max(1, min(MAX_UPLOADS_PAGE, int(options.get("page_size", MAX_UPLOADS_PAGE))))
         self.comments_page_size = max(1, min(MAX_COMMENTS_PAGE,
                                              int(options.get("comments_page_size", MAX_COMMENTS_PAGE))))
-        self.backoff_s = float(options.get("backoff_s", 0.5))
-        timeout = float(options.get("timeout", 30.0))
-
-        make_client = http_clients(credentials.base_url, {"X-Goog-Api-Key": credentials.token}, timeout, transport)
-
         # Google may echo the key in an error's message: it is scrubbed before any page, error or log.
-        self._api = JsonApi(
-            make_client, budget=RateBudget.from_options(options, DEFAULT_IN_FLIGHT),
-            scrubber=SecretScrubber([credentials.token]),
-            error_of=lambda response, body, path: google_error(response.status_code, body, path, self.backoff_s),
-            deadline_s=float(options.get("deadline_s", 4 * timeout)),
-            max_attempts=int(options.get("max_attempts", 6)),
-            max_wait_s=float(options.get("max_wait_s", MAX_WAIT_S)), backoff_s=self.backoff_s)
+        self._api = JsonApi.for_connection(
+            credentials, {"X-Goog-Api-Key": credentials.token},
+            error_of=lambda response, body, path: google_error(response.status_code, body, path,
+                                                               self._api.backoff_s),
+            default_in_flight=DEFAULT_IN_FLIGHT, transport=transport)
         self.budget = self._api.budget
-        self.scrubber = self._api.scrubber
 
     @property
     def requests(self) -> int:

@@ -10,17 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import ValidationError
-
 from socialsync.networks.base import PostStub, RawPage
 from socialsync.networks.youtube import models as yt
-from socialsync.transform.records import Comment, Media, Metric, NormalizedPage, Post, Profile, Reject
+from socialsync.transform.records import Comment, Media, NormalizedPage, Post, Profile
 
 SHORT_MAX_S = 60  # a Short is at most a minute long
-
-
-def _reason(error: ValidationError) -> str:
-    return "; ".join(f"{'.'.join(map(str, e['loc'])) or 'record'}: {e['msg']}" for e in error.errors())
 
 
 def _items(answer: Any) -> list[Any]:
@@ -81,10 +75,8 @@ def normalize(page: RawPage) -> NormalizedPage:
 
 
 def _channel(item: Any, out: NormalizedPage) -> None:
-    try:
-        channel = yt.Channel.model_validate(item)
-    except ValidationError as exc:
-        out.rejects.append(Reject("profile", _record_id(item), _reason(exc), _as_dict(item)))
+    channel = out.validated(yt.Channel, item, "profile")
+    if channel is None:
         return
     stats = channel.statistics or yt.ChannelStatistics()
     subscribers = None if stats.hiddenSubscriberCount else stats.subscriberCount
@@ -94,17 +86,13 @@ def _channel(item: Any, out: NormalizedPage) -> None:
         bio=snippet.description, followers_count=subscribers, posts_count=stats.videoCount,
         avatar_url=snippet.thumbnails.best() if snippet.thumbnails else None,
     ))
-    for metric, value in (("followers_count", subscribers), ("posts_count", stats.videoCount),
-                          ("view_count", stats.viewCount)):
-        if value is not None:
-            out.metrics.append(Metric(entity_kind="profile", entity_id=channel.id, metric=metric, value=value))
+    out.add_metrics("profile", channel.id, (("followers_count", subscribers), ("posts_count", stats.videoCount),
+                                            ("view_count", stats.viewCount)))
 
 
 def _video(item: Any, channel_id: str, out: NormalizedPage) -> None:
-    try:
-        video = yt.Video.model_validate(item)
-    except ValidationError as exc:
-        out.rejects.append(Reject("post", _record_id(item), _reason(exc), _as_dict(item)))
+    video = out.validated(yt.Video, item, "post")
+    if video is None:
         return
     seconds = yt.duration_seconds(video.contentDetails.duration if video.contentDetails else None)
     short = seconds is not None and seconds <= SHORT_MAX_S
@@ -120,17 +108,13 @@ def _video(item: Any, channel_id: str, out: NormalizedPage) -> None:
     ))
     out.media.append(Media(media_id=video.id, post_id=video.id, position=0, media_type="video", url=permalink,
                            thumbnail_url=snippet.thumbnails.best() if snippet.thumbnails else None))
-    for metric, value in (("view_count", stats.viewCount), ("like_count", stats.likeCount),
-                          ("comments_count", stats.commentCount)):
-        if value is not None:
-            out.metrics.append(Metric(entity_kind="post", entity_id=video.id, metric=metric, value=value))
+    out.add_metrics("post", video.id, (("view_count", stats.viewCount), ("like_count", stats.likeCount),
+                                       ("comments_count", stats.commentCount)))
 
 
 def _thread(item: Any, video_id: str, out: NormalizedPage) -> None:
-    try:
-        thread = yt.CommentThread.model_validate(item)
-    except ValidationError as exc:
-        out.rejects.append(Reject("comment", _record_id(item), _reason(exc), _as_dict(item)))
+    thread = out.validated(yt.CommentThread, item, "comment")
+    if thread is None:
         return
     _comment(thread.snippet.topLevelComment, video_id, None, out)
     for reply in thread.replies.comments if thread.replies else []:
@@ -138,10 +122,8 @@ def _thread(item: Any, video_id: str, out: NormalizedPage) -> None:
 
 
 def _comment(item: Any, video_id: str, parent_id: str | None, out: NormalizedPage) -> None:
-    try:
-        comment = item if isinstance(item, yt.Comment) else yt.Comment.model_validate(item)
-    except ValidationError as exc:
-        out.rejects.append(Reject("comment", _record_id(item), _reason(exc), _as_dict(item)))
+    comment = item if isinstance(item, yt.Comment) else out.validated(yt.Comment, item, "comment")
+    if comment is None:
         return
     snippet = comment.snippet
     out.comments.append(Comment(
@@ -152,12 +134,3 @@ def _comment(item: Any, video_id: str, parent_id: str | None, out: NormalizedPag
         content=snippet.textOriginal if snippet.textOriginal is not None else snippet.textDisplay,
         created_at=snippet.publishedAt, like_count=snippet.likeCount,
     ))
-
-
-def _record_id(item: Any) -> str | None:
-    value = item.get("id") if isinstance(item, dict) else None
-    return str(value)[:128] if value is not None else None
-
-
-def _as_dict(item: Any) -> dict[str, Any]:
-    return item if isinstance(item, dict) else {"value": item}
