@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select
 
 from socialsync.extract import runner
 from socialsync.networks import get_network
-from socialsync.networks.base import ApiCredentials, FetchedPage, TransientError
+from socialsync.networks.base import ApiCredentials, CommentHistory, FetchedPage, TransientError
 from socialsync.networks.instagram.client import InstagramClient
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
 from socialsync.sandbox.server import SandboxServer
@@ -88,8 +88,9 @@ class _CrashAfter:
             self.left -= 1
             yield page
 
-    def comment_pages(self, post_id: str, cursor: str | None) -> Iterator[FetchedPage]:
-        return self.client.comment_pages(post_id, cursor)
+    def comment_pages(self, post_id: str, cursor: str | None,
+                      history: CommentHistory | None = None) -> Iterator[FetchedPage]:
+        return self.client.comment_pages(post_id, cursor, history)
 
     def close(self) -> None:
         self.client.close()

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import Engine, select
 
 from socialsync.local import inline
-from socialsync.networks.base import ApiCredentials
+from socialsync.networks.base import ApiCredentials, Quota
 from socialsync.networks.youtube import NETWORK as YOUTUBE
 from socialsync.networks.youtube.client import YouTubeClient
 from socialsync.sandbox.faults import FaultPlan
@@ -26,7 +26,15 @@ from tests.hostile import HostileProxy, Rule
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import checksums, day
 from tests.integration.truth import deleted_ids
-from tests.integration.youtube_truth import assert_youtube_matches, calls, calls_since, comment_calls, minimum_calls
+from tests.integration.youtube_truth import (
+    assert_youtube_matches,
+    calls,
+    calls_since,
+    comment_calls,
+    held_threads,
+    incremental_comment_calls,
+    minimum_calls,
+)
 
 KEY = "sandbox-key"
 
@@ -63,10 +71,12 @@ def test_a_quiet_day_costs_two_units_a_channel_and_the_lookback_s_comments(
     ids = [data.channel_id(p) for p in channels]
     inline.sync(sqlite_warehouse, YOUTUBE, _client(sandbox), ids, "run-1", day(0))
     before = calls(sandbox.counters)
+    held = held_threads(data, channels)
     as_of = day(0) + timedelta(hours=6)  # the same epoch: nothing changed upstream
     inline.sync(sqlite_warehouse, YOUTUBE, _client(sandbox), ids, "run-2", as_of)
     spent = calls_since(sandbox.counters, before)
-    recent = _recent_comment_calls(data, channels, as_of - timedelta(days=3))
+    recent = _recent_comment_calls(data, channels, held, as_of - timedelta(days=3))
+    assert recent["comments"] == 0  # no reply count moved: no thread's replies are asked for again
     posting = sum(1 for p in channels if data.video_count(p))  # an empty uploads page needs no videos call
     assert spent == {"channels": 1, "playlistItems": len(channels), "videos": posting, **recent}, spent
     assert spent["playlistItems"] + spent["videos"] <= 2 * len(channels)
@@ -86,13 +96,15 @@ def test_the_next_day_s_changes_land_and_deleted_videos_are_marked(sandbox: Sand
     assert gone and gone <= deleted_ids(warehouse, "youtube")["posts"]
 
 
-def _recent_comment_calls(data: YouTubeDataset, channels: list[int], since: datetime) -> dict[str, int]:
-    """The comment calls of the videos published since ``since``: walked again every run in the lookback."""
+def _recent_comment_calls(data: YouTubeDataset, channels: list[int], held: dict[tuple[int, int], dict[int, int]],
+                          since: datetime) -> dict[str, int]:
+    """The comment calls of the videos published since ``since``, walked again every run in the
+    lookback: nothing new, so each walk stops at its first page (it holds known threads)."""
     calls = {"commentThreads": 0, "comments": 0}
     for p in channels:
         for j in data.videos_newest_first(p):
-            if data.video(p, j).published_at >= since:
-                for call, count in comment_calls(data, p, j).items():
+            if data.video(p, j).published_at >= since and (p, j) in held:
+                for call, count in incremental_comment_calls(data, p, j, held[(p, j)], 0).items():
                     calls[call] += count
     return calls
 
@@ -167,6 +179,10 @@ def test_an_unexpected_quota_exceeded_leaves_jobs_partial_and_the_next_day_compl
         sandbox: SandboxServer, sqlite_warehouse: Engine) -> None:
     data: YouTubeDataset = sandbox.app.state.youtube.data
     ids = [data.channel_id(p) for p in range(data.dataset.spec.profiles)]
+    _track(sqlite_warehouse, ids)
+    quota: Quota = YOUTUBE.quota  # type: ignore[assignment]
+    never = inline.admitted(sqlite_warehouse, YOUTUBE, ids, day(0), 1e9)
+    assert never.estimated == len(ids) * quota.first_sync_units  # nothing known of them yet
     sandbox.app.state.youtube.reset_day(40)  # the project's quota is smaller than anyone thought
     inline.sync(sqlite_warehouse, YOUTUBE, _client(sandbox), ids, "day-0", day(0))
     with sqlite_warehouse.connect() as conn:
@@ -174,6 +190,12 @@ def test_an_unexpected_quota_exceeded_leaves_jobs_partial_and_the_next_day_compl
         types = set(conn.scalars(select(sync_jobs.c.error_type).where(sync_jobs.c.status == "partial")))
     assert "partial" in statuses.values() and types == {"QuotaExhausted"}, statuses
     assert sandbox.counters["youtube:units"] == 40
+    # The partial ones are still never synced, but their channel pages loaded: each is now estimated
+    # from its video count, within 15% of what its first sync really costs.
+    partial = [p for p in range(len(ids)) if statuses[ids[p]] == "partial"]
+    counted = inline.admitted(sqlite_warehouse, YOUTUBE, [ids[p] for p in partial], day(0), 1e9)
+    assert counted.estimated == sum(quota.first_sync(data.video_count(p)) for p in partial)
+    assert abs(counted.estimated - sum(minimum_calls(data, partial).values())) < 0.15 * counted.estimated
 
     sandbox.app.state.youtube.reset_day(1_000_000)  # midnight Pacific: a new day's quota
     inline.sync(sqlite_warehouse, YOUTUBE, _client(sandbox), ids, "day-1", day(1))
@@ -216,21 +238,30 @@ def test_after_a_day_of_changes_a_run_spends_exactly_the_units_the_changes_need(
     ids = [data.channel_id(p) for p in channels]
     inline.sync(sqlite_warehouse, YOUTUBE, _client(sandbox), ids, "run-1", day(0))
     before_counts = {(p, j): data.video(p, j).comment_count for p in channels for j in data.videos_newest_first(p)}
+    held = held_threads(data, channels)
     data.dataset.epoch = 1  # a day of new videos, comments and replies, and a few deletions
     before = calls(sandbox.counters)
     inline.sync(sqlite_warehouse, YOUTUBE, _client(sandbox), ids, "run-2", day(1))
     spent = calls_since(sandbox.counters, before)
-    assert spent == _calls_for_changes(data, channels, before_counts, day(1) - timedelta(days=3)), spent
-    # Every live video, comment and reply is exact; a deletion waits for a complete pass to be proven.
+    assert spent == _calls_for_changes(data, channels, before_counts, held, day(1) - timedelta(days=3)), spent
+    # Every live video, comment and reply is exact; a deletion waits for a complete pass to be proven:
+    # a walk that stopped at known threads saw only what was new, so it marks nothing deleted.
     assert_youtube_matches(sqlite_warehouse, data, incremental=True)
+    gone = {data.thread_id(p, j, k) for (p, j), threads in held.items() if data.video_visible(p, j)
+            for k in data.dataset.deleted_comments(p, j) if k in threads}  # held, then deleted upstream
+    assert gone and not deleted_ids(sqlite_warehouse, "youtube")["comments"]
+    inline.sync(sqlite_warehouse, YOUTUBE, _client(sandbox), ids, "run-3", day(1) + timedelta(hours=1),
+                full_refresh=True)  # every page: the deletions are proven
+    assert gone <= deleted_ids(sqlite_warehouse, "youtube")["comments"]
+    assert_youtube_matches(sqlite_warehouse, data)
 
 
 def _calls_for_changes(data: YouTubeDataset, channels: list[int], counts_before: dict[tuple[int, int], int | None],
-                       recent_since: datetime) -> dict[str, int]:
+                       held: dict[tuple[int, int], dict[int, int]], recent_since: datetime) -> dict[str, int]:
     """One channels call; per channel its first uploads page (it holds a known video older than the
     lookback, so paging stops) and that page's videos call; the comments of each video on it that is
-    new, recent, or whose comment count moved: every thread page and every reply page of a thread
-    whose replies are not all inline."""
+    new, recent, or whose comment count moved: a video whose comments were never fetched is walked
+    whole, any other stops at its known threads once what it gained is found."""
     calls = {"channels": 1, "playlistItems": len(channels), "videos": 0, "commentThreads": 0, "comments": 0}
     for p in channels:
         first_page = list(data.videos_newest_first(p))[:50]
@@ -239,6 +270,10 @@ def _calls_for_changes(data: YouTubeDataset, channels: list[int], counts_before:
             video = data.video(p, j)
             moved = counts_before.get((p, j), -1) != video.comment_count
             if moved or video.published_at >= recent_since:
-                for call, count in comment_calls(data, p, j).items():
+                before = counts_before.get((p, j))
+                walk = (incremental_comment_calls(data, p, j, held[(p, j)], video.comment_count - before)
+                        if (p, j) in held and before and video.comment_count is not None
+                        else comment_calls(data, p, j))
+                for call, count in walk.items():
                     calls[call] += count
     return calls

@@ -48,11 +48,12 @@ def expected(data: YouTubeDataset) -> dict[str, dict[Any, tuple]]:
             for k in data.threads_newest_first(p, j):
                 thread = data.thread(p, j, k)
                 out["comments"][thread.id] = (video.id, None, thread.author.channel_id, thread.author.display_name,
-                                              thread.text, thread.published_at, thread.like_count)
+                                              thread.text, thread.published_at, thread.like_count,
+                                              thread.total_reply_count)
                 for reply in data.replies_of(p, j, k):
                     out["comments"][reply.id] = (video.id, thread.id, reply.author.channel_id,
                                                  reply.author.display_name, reply.text, reply.published_at,
-                                                 reply.like_count)
+                                                 reply.like_count, None)
     return out
 
 
@@ -74,7 +75,7 @@ def actual(engine: Engine) -> dict[str, dict[Any, tuple]]:
                 m.network == NETWORK, m.post_id.not_in(gone)))},
             "comments": {r[0]: tuple(r[1:]) for r in conn.execute(select(
                 c.comment_id, c.post_id, c.parent_comment_id, c.author_id, c.author_username, c.content,
-                c.created_at, c.like_count).where(c.network == NETWORK, c.deleted.is_(False)))},
+                c.created_at, c.like_count, c.reply_count).where(c.network == NETWORK, c.deleted.is_(False)))},
         }
 
 
@@ -122,3 +123,29 @@ def comment_calls(data: YouTubeDataset, p: int, j: int) -> dict[str, int]:
     threads = list(data.threads_newest_first(p, j))
     return {"commentThreads": max(1, math.ceil(len(threads) / 100)),
             "comments": sum(math.ceil(n / 100) for k in threads if (n := data.reply_count(p, j, k)) > INLINE_REPLIES)}
+
+
+def held_threads(data: YouTubeDataset, channels: list[int]) -> dict[tuple[int, int], dict[int, int]]:
+    """Per video with comments, its threads and their reply counts: what a sync at this epoch holds."""
+    return {(p, j): {k: data.reply_count(p, j, k) for k in data.threads_newest_first(p, j)}
+            for p in channels for j in data.videos_newest_first(p) if data.video(p, j).comment_count}
+
+
+def incremental_comment_calls(data: YouTubeDataset, p: int, j: int, held: dict[int, int], grown: int) -> dict[str, int]:
+    """The calls of a walk that stops at known threads: thread pages until one holds a known thread
+    and the new threads and replies found account for ``grown``; reply pages only of threads that
+    are new or whose reply count moved (and are not all inline)."""
+    threads = list(data.threads_newest_first(p, j))
+    calls = {"commentThreads": 0, "comments": 0}
+    found = 0
+    for start in range(0, max(1, len(threads)), 100):
+        calls["commentThreads"] += 1
+        page = threads[start:start + 100]
+        for k in page:
+            total = data.reply_count(p, j, k)
+            found += max(0, total - held[k]) if k in held else 1 + total
+            if total > INLINE_REPLIES and held.get(k) != total:
+                calls["comments"] += math.ceil(total / 100)
+        if any(k in held for k in page) and found >= grown:
+            break
+    return calls

@@ -22,6 +22,7 @@ from socialsync.extract.paging import PassGuard
 from socialsync.networks.base import (
     ApiError,
     AuthError,
+    CommentHistory,
     CursorExpiredError,
     NetworkClient,
     NetworkSpec,
@@ -34,7 +35,7 @@ from socialsync.networks.base import (
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage.raw import last_cursor, raw_page_ids, read_raw_pages, write_raw_page
 from socialsync.storage.schema import profiles
-from socialsync.storage.state import comment_debt, comment_watermarks, known_posts
+from socialsync.storage.state import comment_debt, comment_watermarks, known_comments, known_posts
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -419,13 +420,13 @@ def _walk_comment_threads(engine: Engine, network: NetworkSpec, client: NetworkC
             log.info("entity %s: %s post(s) still owe their comments from earlier runs", job.entity_id, len(owing))
         yield from owing
 
-    def to_fetch() -> Iterator[tuple[PostStub, tuple[int, str]]]:
+    def to_fetch() -> Iterator[tuple[PostStub, tuple[int, str], int | None]]:
         # The listed posts' sub-syncs all exist before the debt is read: it leaves them out.
         for source in (lambda: _listed_posts(engine, network, job), debt):
             for chunk in _chunks((stub for stub in source() if _in_bounds(stub, window)), WATERMARK_CHUNK):
                 yield from fetch_chunk(chunk)
 
-    def fetch_chunk(chunk: list[PostStub]) -> Iterator[tuple[PostStub, tuple[int, str]]]:
+    def fetch_chunk(chunk: list[PostStub]) -> Iterator[tuple[PostStub, tuple[int, str], int | None]]:
         with engine.connect() as conn:
             synced = comment_watermarks(conn, network.name, [stub.post_id for stub in chunk])
         fetch: dict[str, PostStub] = {}
@@ -448,12 +449,13 @@ def _walk_comment_threads(engine: Engine, network: NetworkSpec, client: NetworkC
                 if post_id in in_flight:
                     continue  # listed again (the list moved under us) while its thread is in flight
                 in_flight.add(post_id)
-            yield stub, tasks[post_id]
+            yield stub, tasks[post_id], synced.get(post_id)
 
-    def thread(item: tuple[PostStub, tuple[int, str]]) -> None:
-        stub, task = item
+    def thread(item: tuple[PostStub, tuple[int, str], int | None]) -> None:
+        stub, task, synced = item
         try:
-            _comments_of_post(engine, network, client, job, stub, task, report, clock, last_try)
+            history = _history(engine, network, stub, synced, window)
+            _comments_of_post(engine, network, client, job, stub, task, history, report, clock, last_try)
         finally:
             with lock:
                 in_flight.discard(stub.post_id)
@@ -473,6 +475,21 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
             chunk = []
     if chunk:
         yield chunk
+
+
+def _history(engine: Engine, network: NetworkSpec, stub: PostStub, synced: int | None,
+             window: ExtractWindow) -> CommentHistory | None:
+    """What the warehouse holds of a post's comments, for a network whose walks stop at known ones;
+    ``None`` (walk every page) under ``full_refresh`` or when the post's comments were never fetched in full."""
+    if (not network.comments_stop_at_known or window.full_refresh or synced is None or synced < 0
+            or stub.comments_count is None):
+        return None
+
+    def known(comment_ids: Sequence[str]) -> dict[str, int | None]:
+        with engine.connect() as conn:
+            return known_comments(conn, network.name, stub.post_id, comment_ids)
+
+    return CommentHistory(grown=stub.comments_count - synced, known=known)
 
 
 def _needs_comments(stub: PostStub, synced: int | None, window: ExtractWindow) -> bool | None:
@@ -523,15 +540,18 @@ def _listed_posts(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef)
 
 
 def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                      stub: PostStub, task: tuple[int, str], report: ExtractReport, clock: Clock,
-                      last_try: bool) -> None:
+                      stub: PostStub, task: tuple[int, str], history: CommentHistory | None,
+                      report: ExtractReport, clock: Clock, last_try: bool) -> None:
     """A post's comment pages into raw. What the pass saw is recorded on its sub-sync; the post's
-    watermark moves only when normalize loads these comments, in the same transaction."""
+    watermark moves only when normalize loads these comments, in the same transaction. A walk given
+    ``history`` (the same on every attempt of the job) is recorded ``incremental``: it proves no deletion."""
     post_id = stub.post_id
     task_id, before = task
     if before in ("succeeded", "skipped"):
         return
-    seen = {"comments_count": stub.comments_count}
+    seen: dict[str, Any] = {"comments_count": stub.comments_count}
+    if history is not None:
+        seen["incremental"] = True
     started, cursor = False, None
     if before != "pending":  # an earlier attempt landed pages: go on from the last one's cursor
         with engine.connect() as conn:
@@ -541,7 +561,7 @@ def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClien
             with engine.begin() as conn:
                 bookkeeping.finish_task(conn, task_id, "succeeded", clock(), seen=seen)
         else:
-            _comment_pages(engine, network, client, job, stub, task_id, seen, cursor, report, clock)
+            _comment_pages(engine, network, client, job, stub, task_id, seen, cursor, history, report, clock)
     except (AuthError, ThrottledError):
         with engine.begin() as conn:
             bookkeeping.finish_task(conn, task_id, "failed", None, error="stopped: quota or credentials")
@@ -565,14 +585,14 @@ def _comments_of_post(engine: Engine, network: NetworkSpec, client: NetworkClien
 
 def _comment_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
                    stub: PostStub, task_id: int, seen: dict[str, Any], cursor: str | None,
-                   report: ExtractReport, clock: Clock) -> None:
+                   history: CommentHistory | None, report: ExtractReport, clock: Clock) -> None:
     """The raw page is the checkpoint (it holds the next cursor); the sub-sync's status rides on it:
     running with the attempt's first page, succeeded with the last, in that page's transaction."""
     first = True
     while True:
         guard = PassGuard(f"comments of post {stub.post_id}", cursor, stub.comments_count)
         try:
-            for page in guard.watch(client.comment_pages(stub.post_id, cursor)):
+            for page in guard.watch(client.comment_pages(stub.post_id, cursor, history)):
                 with engine.begin() as conn:
                     write_raw_page(conn, network.name, job.id, page, clock())
                     bookkeeping.page_landed(conn, task_id, first=first, last=page.next_cursor is None,

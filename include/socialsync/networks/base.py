@@ -47,6 +47,20 @@ class PostStub:
 
 
 @dataclass(frozen=True)
+class CommentHistory:
+    """What the warehouse already holds of one post's comments, for a walk that may stop early.
+
+    Given to ``comment_pages`` of a network whose comments are listed newest first with no time
+    filter (``NetworkSpec.comments_stop_at_known``): the walk stops at the first page holding a
+    known comment once the new comments and replies it found account for ``grown``, and skips the
+    replies of threads whose reply count did not move. Such a pass proves no deletion.
+    """
+
+    grown: int  # comments and replies the post gained since its comments were last fetched in full
+    known: Callable[[Sequence[str]], dict[str, int | None]]  # top-level ids held -> their stored reply count
+
+
+@dataclass(frozen=True)
 class RawPage:
     """A stored raw page handed back to a normalizer."""
 
@@ -78,7 +92,11 @@ class NetworkClient(Protocol):
 
     def post_pages(self, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]: ...
 
-    def comment_pages(self, post_id: str, cursor: str | None) -> Iterator[FetchedPage]: ...
+    def comment_pages(self, post_id: str, cursor: str | None,
+                      history: CommentHistory | None = None) -> Iterator[FetchedPage]:
+        """A post's comment pages from ``cursor``; ``history`` is given only to a network whose spec
+        says its walks stop at known comments, and never under ``full_refresh``."""
+        ...
 
     def close(self) -> None: ...
 
@@ -94,7 +112,16 @@ class Quota:
     units: float
     per: timedelta = timedelta(days=1)
     timezone: str = "UTC"
-    first_sync_units: float = 100.0  # the estimate for a profile never synced
+    first_sync_units: float = 100.0  # the estimate for a profile never synced whose counts are not known
+    # A first sync's cost per post of the profile (its pages, its comments): with the profile's post
+    # count known (a profile page loaded earlier), a never-synced profile is estimated from it.
+    units_per_post: float | None = None
+
+    def first_sync(self, posts_count: int | None) -> float:
+        """What syncing a profile for the first time is expected to cost."""
+        if posts_count is None or self.units_per_post is None:
+            return self.first_sync_units
+        return 1.0 + self.units_per_post * max(posts_count, 0)
 
 
 @dataclass(frozen=True)
@@ -115,6 +142,10 @@ class NetworkSpec:
     # How many profiles one API call looks up (YouTube's channels.list takes 50 ids): extract asks
     # for a batch's profiles this many at a time.
     profiles_per_call: int = 1
+    # The API lists comments newest first with no time filter (YouTube): an incremental walk stops at
+    # the comments the warehouse holds (see ``CommentHistory``) and proves no deletion; a full
+    # refresh walks every page.
+    comments_stop_at_known: bool = False
     quota: Quota | None = None
     description: str = ""
 

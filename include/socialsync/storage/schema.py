@@ -237,6 +237,8 @@ comments = Table(
     Column("content", Text),
     Column("created_at", UtcDateTime, nullable=False),
     Column("like_count", BigInteger),
+    # A thread's replies when it was listed: an incremental walk fetches only replies whose count moved.
+    Column("reply_count", BigInteger),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("synced_at", UtcDateTime, nullable=False),
     Index("ix_comments_post", "network", "post_id", "created_at"),

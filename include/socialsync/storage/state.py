@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, exists, or_, select
 
 from socialsync.networks.base import PostStub
-from socialsync.storage.schema import posts, sync_state, sync_tasks
+from socialsync.storage.schema import comments, posts, sync_state, sync_tasks
 
 COMMENTS = "comments"
 
@@ -29,6 +29,18 @@ def comment_watermarks(conn: Connection, network: str, post_ids: Iterable[str]) 
     rows = conn.execute(select(sync_state.c.external_id, sync_state.c.state).where(
         sync_state.c.network == network, sync_state.c.kind == COMMENTS, sync_state.c.external_id.in_(ids)))
     return {post_id: int(state.get("comments_count", -1)) for post_id, state in rows}
+
+
+def known_comments(conn: Connection, network: str, post_id: str, comment_ids: Sequence[str]) -> dict[str, int | None]:
+    """Of ``comment_ids``, the live top-level comments of the post the warehouse holds, with their stored
+    reply counts: a walk that stops at known comments asks this once a page."""
+    c = comments.c
+    if not comment_ids:
+        return {}
+    rows = conn.execute(select(c.comment_id, c.reply_count).where(
+        c.network == network, c.post_id == post_id, c.comment_id.in_(list(comment_ids)), c.deleted.is_(False),
+        c.parent_comment_id.is_(None)))
+    return {comment_id: replies for comment_id, replies in rows}
 
 
 def comment_watermark(network: str, post_id: str, comments_count: int | None, synced_at: datetime) -> dict[str, Any]:

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Connection, func, select, update
 
 from socialsync.networks.base import NetworkSpec, Quota
-from socialsync.storage.schema import api_usage, raw_pages, sync_jobs, tracked_entities
+from socialsync.storage.schema import api_usage, profiles, raw_pages, sync_jobs, tracked_entities
 from socialsync.storage.upserts import dialect_insert
 
 DAY = timedelta(days=1)
@@ -69,23 +69,27 @@ class Admission:
     estimated: float  # units the admitted profiles are expected to cost
 
 
-def admit(conn: Connection, network: str, entity_ids: Sequence[str], left: float, first_sync_units: float,
+def admit(conn: Connection, network: str, entity_ids: Sequence[str], left: float, quota: Quota,
           chunk: int = 10_000) -> Admission:
     """The most overdue of ``entity_ids`` (never synced first, then the oldest sync) whose estimated
     costs add up to at most ``left``; ties keep the caller's order.
 
-    A profile's estimate is what its last successful job cost (``tracked_entities.est_units``), and
-    ``first_sync_units`` for one never synced. At least one profile is admitted when anything is
-    left, however large its estimate, so that a huge profile is not deferred for ever.
+    A profile's estimate is what its last successful job cost (``tracked_entities.est_units``); one
+    never synced is estimated from its post count when a profile page of it was loaded, else with the
+    quota's ``first_sync_units``. At least one profile is admitted when anything is left, however
+    large its estimate, so that a huge profile is not deferred for ever.
     """
-    t = tracked_entities.c
+    t, p = tracked_entities.c, profiles.c
     ids = list(entity_ids)
     position = {entity_id: n for n, entity_id in enumerate(ids)}
-    query = select(t.entity_id, t.last_synced_at, t.est_units).where(t.network == network)
+    with_counts = tracked_entities.outerjoin(profiles, (p.network == t.network) & (p.profile_id == t.entity_id))
+    query = (select(t.entity_id, t.last_synced_at, t.est_units, p.posts_count).select_from(with_counts)
+             .where(t.network == network))
     # A conf's few ids are looked up; a day's due list (up to every tracked entity) is one scan.
     rows = (conn.execute(query.where(t.entity_id.in_(ids))) if len(ids) <= chunk
             else (r for r in conn.execute(query) if r.entity_id in position))
-    known = {entity_id: (synced, estimate) for entity_id, synced, estimate in rows}
+    known = {entity_id: (synced, estimate if estimate is not None else quota.first_sync(posts))
+             for entity_id, synced, estimate, posts in rows}
 
     def overdue(entity_id: str) -> tuple[datetime, int]:  # never synced sorts first
         synced = known.get(entity_id, (None, None))[0]
@@ -95,7 +99,7 @@ def admit(conn: Connection, network: str, entity_ids: Sequence[str], left: float
     total = 0.0
     for entity_id in sorted(ids, key=overdue):
         estimate = known.get(entity_id, (None, None))[1]
-        cost = float(estimate) if estimate is not None else first_sync_units
+        cost = float(estimate) if estimate is not None else quota.first_sync_units
         if total + cost > left and (chosen or left <= 0):
             break
         chosen.add(entity_id)
@@ -114,7 +118,7 @@ def admit_within_quota(conn: Connection, network: NetworkSpec, entity_ids: Seque
     if quota is None:
         return Admission(list(entity_ids), 0, float("inf"), 0.0)
     left = daily_budget(quota, quota_units) - spent_today(conn, network.name, quota, now)
-    return admit(conn, network.name, entity_ids, left, quota.first_sync_units)
+    return admit(conn, network.name, entity_ids, left, quota)
 
 
 def remember_costs(conn: Connection, network: str, job_ids: Sequence[int]) -> None:

@@ -159,9 +159,13 @@ def _mark_posts_deleted(conn: Connection, network: str, entity_id: str, seen: Ta
 
 
 def _mark_comments_deleted(conn: Connection, network: str, job_id: int, seen: Table, moment: datetime) -> int:
-    """Comments of every post whose comments pass succeeded that the pass did not see: one statement."""
+    """Comments of every post whose comments pass succeeded that the pass did not see: one statement.
+
+    A walk that stopped at known comments (``seen.incremental``) saw only what was new: it proves nothing gone.
+    """
     t = sync_tasks.c
-    passed = select(t.external_id).where(t.job_id == job_id, t.kind == "comments", t.status == "succeeded")
+    passed = select(t.external_id).where(t.job_id == job_id, t.kind == "comments", t.status == "succeeded",
+                                         t.seen["incremental"].as_boolean().is_(None))
     # Seen under the same post: a pass proves gone only what is gone from its own post's thread.
     return _mark_deleted(conn, comments, _unseen(comments, seen, ("comment_id", "post_id"), network,
                                                  comments.c.post_id.in_(passed), moment), moment)

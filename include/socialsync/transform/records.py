@@ -59,6 +59,7 @@ class Comment(_Record):
     content: str | None = None
     created_at: datetime
     like_count: int | None = None
+    reply_count: int | None = None  # replies the thread had when listed (YouTube's totalReplyCount)
 
 
 class Metric(_Record):

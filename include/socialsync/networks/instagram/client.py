@@ -16,6 +16,7 @@ from socialsync.networks.base import (
     ApiCredentials,
     ApiError,
     AuthError,
+    CommentHistory,
     CursorExpiredError,
     FetchedPage,
     NotFoundError,
@@ -85,7 +86,9 @@ class InstagramClient:
         return self._pages("posts", entity_id, f"{path_segment(entity_id)}/media",
                            {"fields": MEDIA_FIELDS, "limit": self.page_size}, cursor)
 
-    def comment_pages(self, post_id: str, cursor: str | None) -> Iterator[FetchedPage]:
+    def comment_pages(self, post_id: str, cursor: str | None,
+                      history: CommentHistory | None = None) -> Iterator[FetchedPage]:
+        """Every comment page of a post: Graph's walks are always complete (``history`` is not used)."""
         return self._pages("comments", post_id, f"{path_segment(post_id)}/comments",
                            {"fields": COMMENT_FIELDS, "limit": self.comments_page_size}, cursor)
 

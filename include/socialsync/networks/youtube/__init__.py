@@ -20,7 +20,9 @@ NETWORK = NetworkSpec(
     scopes=frozenset({"profile", "posts", "comments"}),
     entity_id_pattern=r"^UC[A-Za-z0-9_-]{22}$",  # channel ids: UC and 22 characters
     profiles_per_call=MAX_IDS,
+    comments_stop_at_known=True,  # commentThreads has no time filter: newest first, stop at what is held
     # 10,000 units a day for a project, reset at midnight Pacific; every list call costs one.
-    quota=Quota(units=10_000, timezone=QUOTA_DAY.key, first_sync_units=100.0),
+    # A first sync costs about 1.25 units a video (its uploads and videos pages, its comment threads).
+    quota=Quota(units=10_000, timezone=QUOTA_DAY.key, first_sync_units=100.0, units_per_post=1.25),
     description="YouTube Data API v3: channels, uploads (videos and shorts), comment threads and replies.",
 )

@@ -24,6 +24,7 @@ from socialsync.networks.base import (
     ApiCredentials,
     ApiError,
     AuthError,
+    CommentHistory,
     CursorExpiredError,
     FetchedPage,
     NotFoundError,
@@ -133,29 +134,45 @@ class YouTubeClient:
                 return
 
     # --- comments -------------------------------------------------------------------------------
-    def comment_pages(self, post_id: str, cursor: str | None) -> Iterator[FetchedPage]:
-        """A video's comment threads, newest first, each page with every reply its threads have."""
+    def comment_pages(self, post_id: str, cursor: str | None,
+                      history: CommentHistory | None = None) -> Iterator[FetchedPage]:
+        """A video's comment threads, newest first, each page with the replies its threads need.
+
+        Without ``history`` every page, and every reply of a thread whose replies are not all inline.
+        With it (an incremental day: there is no time filter), replies only of threads that are new
+        or whose ``totalReplyCount`` moved, and no page after one that holds a known thread once the
+        new threads and replies found account for what the video gained (``history.grown``); a
+        video that gained replies on older threads is walked on until they are found.
+        """
         paginator = PageTokenPaginator(cursor)
+        found = 0  # new comments and replies found so far on this walk
         while True:
             params: dict[str, Any] = {"part": "snippet,replies", "videoId": post_id, "order": "time",
                                       "textFormat": "plainText", "maxResults": self.comments_page_size}
             asked_with = paginator.cursor
             status, threads = self._page("commentThreads", params, paginator, post_id)
             calls = [_request("commentThreads", params)]
+            counts = [_thread_counts(thread) for thread in threads["items"]]
+            known = history.known([t for t, _, _ in counts if t is not None]) if history is not None else {}
             replies: dict[str, list[dict[str, Any]]] = {}
             comments = 0
-            for thread in threads["items"]:
-                thread_id, total, inline = _thread_counts(thread)
+            for thread_id, total, inline in counts:
                 comments += 1 + inline
-                if thread_id is not None and total > inline:
+                if thread_id is None:
+                    continue
+                held = thread_id in known
+                stored = known.get(thread_id)
+                found += (total - stored if stored is not None and total > stored else 0) if held else 1 + total
+                if total > inline and (not held or stored != total):
                     answers, thread_calls = self._replies(thread_id)
                     replies[thread_id] = answers
                     calls += thread_calls
                     comments += sum(len(answer["items"]) for answer in answers)
             payload = {"kind": "socialsync#commentsPage", "commentThreads": threads, "replies": replies}
-            yield FetchedPage("comments", post_id, {"calls": calls}, status, payload, asked_with, paginator.cursor,
-                              comments, units=len(calls))
-            if not paginator.has_next_page:
+            done = history is not None and bool(known) and found >= history.grown
+            yield FetchedPage("comments", post_id, {"calls": calls}, status, payload, asked_with,
+                              None if done else paginator.cursor, comments, units=len(calls))
+            if done or not paginator.has_next_page:
                 return
 
     def _replies(self, thread_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:

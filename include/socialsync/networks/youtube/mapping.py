@@ -116,12 +116,13 @@ def _thread(item: Any, video_id: str, out: NormalizedPage) -> None:
     thread = out.validated(yt.CommentThread, item, "comment")
     if thread is None:
         return
-    _comment(thread.snippet.topLevelComment, video_id, None, out)
+    _comment(thread.snippet.topLevelComment, video_id, None, out, thread.snippet.totalReplyCount)
     for reply in thread.replies.comments if thread.replies else []:
         _comment(reply, video_id, thread.id, out)
 
 
-def _comment(item: Any, video_id: str, parent_id: str | None, out: NormalizedPage) -> None:
+def _comment(item: Any, video_id: str, parent_id: str | None, out: NormalizedPage,
+             reply_count: int | None = None) -> None:
     comment = item if isinstance(item, yt.Comment) else out.validated(yt.Comment, item, "comment")
     if comment is None:
         return
@@ -132,5 +133,5 @@ def _comment(item: Any, video_id: str, parent_id: str | None, out: NormalizedPag
         author_id=snippet.authorChannelId.value if snippet.authorChannelId else None,
         author_username=snippet.authorDisplayName,
         content=snippet.textOriginal if snippet.textOriginal is not None else snippet.textDisplay,
-        created_at=snippet.publishedAt, like_count=snippet.likeCount,
+        created_at=snippet.publishedAt, like_count=snippet.likeCount, reply_count=reply_count,
     ))
