@@ -114,7 +114,7 @@ def api_credentials(conn_id: str) -> ApiCredentials:
         raise ValueError(f"connection {conn_id!r} has no host: set it to the API's base URL")
     _masked_secrets(conn)
     return ApiCredentials(base_url=_base_url(conn.host, conn.schema, conn.port), token=conn.password or "",
-                          options=dict(conn.extra_dejson))
+                          options={**({"login": conn.login} if conn.login else {}), **conn.extra_dejson})
 
 
 def job_api(conn_id: str) -> JobApiClient:

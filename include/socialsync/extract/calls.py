@@ -56,8 +56,10 @@ class JsonApi:
     def __init__(self, make_client: Callable[[], httpx.Client], *, budget: RateBudget, scrubber: SecretScrubber,
                  error_of: ErrorOf, deadline_s: float, max_attempts: int = 6, max_wait_s: float = MAX_WAIT_S,
                  backoff_s: float = 0.5, on_answer: Callable[[httpx.Response], None] | None = None,
-                 failed: Callable[[httpx.Response, Any], bool] = error_key_failure) -> None:
+                 failed: Callable[[httpx.Response, Any], bool] = error_key_failure,
+                 auth: Callable[[], dict[str, str]] | None = None) -> None:
         self._http = DeadlineClient(make_client, deadline_s)
+        self._auth = auth  # headers asked for at each request (a token that is renewed), if any
         self.budget = budget
         self.scrubber = scrubber
         self._error_of = error_of
@@ -70,7 +72,9 @@ class JsonApi:
     @classmethod
     def for_connection(cls, credentials: ApiCredentials, headers: dict[str, str], *, error_of: ErrorOf,
                        default_in_flight: int, transport: httpx.BaseTransport | None = None,
-                       on_answer: Callable[[httpx.Response], None] | None = None) -> JsonApi:
+                       on_answer: Callable[[httpx.Response], None] | None = None,
+                       failed: Callable[[httpx.Response, Any], bool] = error_key_failure,
+                       auth: Callable[[], dict[str, str]] | None = None) -> JsonApi:
         """Calls as a connection's extras describe them: ``timeout`` (per read), ``deadline_s`` (a whole
         answer, default 4 read timeouts), ``max_attempts``, ``max_wait_s``, ``backoff_s`` and the rate
         budget's own (``RateBudget.from_options``). ``headers`` carry the credentials; whatever the API
@@ -83,31 +87,38 @@ class JsonApi:
                    deadline_s=float(options.get("deadline_s", 4 * timeout)),
                    max_attempts=int(options.get("max_attempts", 6)),
                    max_wait_s=float(options.get("max_wait_s", MAX_WAIT_S)),
-                   backoff_s=float(options.get("backoff_s", 0.5)), on_answer=on_answer)
+                   backoff_s=float(options.get("backoff_s", 0.5)), on_answer=on_answer, failed=failed,
+                   auth=auth)
 
     def close(self) -> None:
         self._http.close()
 
     def get(self, path: str, params: dict[str, Any], what: str) -> tuple[int, dict[str, Any]]:
         """``GET path?params``: the status and the scrubbed JSON object, or the classified error."""
-        return call_with_retries(lambda: self._once(path, params), self.max_attempts, what, self.max_wait_s,
-                                 self.backoff_s)
+        return call_with_retries(lambda: self._once("GET", path, params), self.max_attempts, what,
+                                 self.max_wait_s, self.backoff_s)
 
-    def _once(self, path: str, params: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+    def post(self, path: str, params: dict[str, Any], body: Any, what: str) -> tuple[int, dict[str, Any]]:
+        """``POST path?params`` with a JSON ``body``, as ``get``."""
+        return call_with_retries(lambda: self._once("POST", path, params, body), self.max_attempts, what,
+                                 self.max_wait_s, self.backoff_s)
+
+    def _once(self, method: str, path: str, params: dict[str, Any], body: Any = None) -> tuple[int, dict[str, Any]]:
         with self.budget.slot():
             with self._counted:
                 self.requests += 1
-            response = self._http.get(path, params=params)
+            headers = self._auth() if self._auth is not None else None
+            response = self._http.request(method, path, params, json=body, headers=headers)
         if self._on_answer is not None:
             self._on_answer(response)
         try:
             body = self.scrubber.json(response.json())
         except (ValueError, UnicodeDecodeError) as exc:  # json's decode error is a ValueError
             raise TransientError(f"unreadable body ({len(response.content)} bytes, HTTP {response.status_code}) "
-                                 f"from GET {path}", status=response.status_code, retryable=True) from exc
+                                 f"from {method} {path}", status=response.status_code, retryable=True) from exc
         if not isinstance(body, dict):
             if response.is_success:
-                raise PageAnomaly(f"GET {path}: the answer is a JSON {type(body).__name__}, not an object")
+                raise PageAnomaly(f"{method} {path}: the answer is a JSON {type(body).__name__}, not an object")
         elif not self._failed(response, body):
             return response.status_code, body
         error = self._error_of(response, body, path)

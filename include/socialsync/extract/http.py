@@ -68,13 +68,18 @@ class DeadlineClient:
         http.close()
 
     def get(self, path: str, params: dict[str, Any]) -> httpx.Response:
+        return self.request("GET", path, params)
+
+    def request(self, method: str, path: str, params: dict[str, Any], json: Any = None,
+                headers: dict[str, str] | None = None) -> httpx.Response:
         http = self._client()
         outcome: dict[str, Any] = {}
         done = threading.Event()
 
         def exchange() -> None:
             try:
-                response = http.get(path, params=params, follow_redirects=False)
+                response = http.request(method, path, params=params, json=json, headers=headers,
+                                        follow_redirects=False)
                 response.read()
                 outcome["response"] = response
             except BaseException as exc:  # handed to the waiting worker, which classifies it
@@ -85,18 +90,18 @@ class DeadlineClient:
         threading.Thread(target=exchange, name="http-deadline", daemon=True).start()
         if not done.wait(self.deadline_s):
             self._discard(http)
-            raise TransientError(f"GET {path}: no complete answer within {self.deadline_s:.0f}s", retryable=True)
+            raise TransientError(f"{method} {path}: no complete answer within {self.deadline_s:.0f}s", retryable=True)
         error = outcome.get("error")
         if isinstance(error, httpx.TimeoutException):
-            raise TransientError(f"timeout on GET {path}: {type(error).__name__}", retryable=True) from error
+            raise TransientError(f"timeout on {method} {path}: {type(error).__name__}", retryable=True) from error
         if isinstance(error, httpx.TransportError):
-            raise TransientError(f"connection error on GET {path}: {type(error).__name__}",
+            raise TransientError(f"connection error on {method} {path}: {type(error).__name__}",
                                  retryable=True) from error
         if error is not None:
             raise error
         response: httpx.Response = outcome["response"]
         if response.is_redirect:
             where = redirect_origin(str(response.url), response.headers.get("location"))
-            raise RedirectRefused(f"GET {path}: HTTP {response.status_code} redirect to {where}, not followed",
+            raise RedirectRefused(f"{method} {path}: HTTP {response.status_code} redirect to {where}, not followed",
                                   status=response.status_code)
         return response

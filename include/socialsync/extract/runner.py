@@ -14,16 +14,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import Engine, select
 
+from socialsync.extract.grouped import grouped_posts
 from socialsync.extract.paging import PassGuard
 from socialsync.networks.base import (
     ApiError,
     AuthError,
     CommentHistory,
     CursorExpiredError,
+    GroupedPostsClient,
     NetworkClient,
     NetworkSpec,
     NotFoundError,
@@ -135,7 +137,12 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
     try:
         if "profile" in window.scope:  # every job starts with its profile, a batch of them per call
             live = _profiles(engine, network, client, live, report, clock, last_try)
-        if "posts" in window.scope:
+        if "posts" in window.scope and network.posts_per_query > 1:
+            grouped_posts(engine, network, cast(GroupedPostsClient, client), live, window, report, clock,
+                          expected=lambda job: _expected_posts(engine, network, job),
+                          failed=lambda group, exc: _group_failed(engine, client, group, exc, report, clock, last_try),
+                          workers=client.budget.max_in_flight)
+        elif "posts" in window.scope:
             _each_concurrently(work, live, client.budget.max_in_flight)
     finally:
         report.requests = client.requests - requests_before
@@ -201,6 +208,20 @@ def _each_concurrently(work: Callable[[T], None], items: Iterable[T], workers: i
     """Run ``work`` on every item, at most ``workers`` at once; then raise the first error, if any."""
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="extract") as pool:
         _each_in(pool, work, items, workers)
+
+
+def _group_failed(engine: Engine, client: NetworkClient, group: list[bookkeeping.JobRef], exc: ApiError,
+                  report: ExtractReport, clock: Clock, last_try: bool) -> None:
+    """An error that ended a grouped walk: as for one profile's walk, for each job still in it."""
+    if isinstance(exc, AuthError):
+        client.budget.stop(exc)
+        raise exc
+    if isinstance(exc, ThrottledError):
+        client.budget.stop(exc)
+        _quota_stop(engine, group, exc, report, clock)
+        return
+    for job in group:
+        _job_failed(engine, job, exc, report, clock, last_try)
 
 
 def _stopped_before(engine: Engine, client: NetworkClient, job: bookkeeping.JobRef, report: ExtractReport,
@@ -432,7 +453,7 @@ def _walk_comment_threads(engine: Engine, network: NetworkSpec, client: NetworkC
         fetch: dict[str, PostStub] = {}
         up_to_date = []
         for stub in chunk:
-            need = _needs_comments(stub, synced.get(stub.post_id), window)
+            need = _needs_comments(stub, synced.get(stub.post_id), window, network.recheck_recent_comments)
             if need is None:
                 continue  # never had comments: nothing to fetch, nothing to record
             if need:
@@ -492,11 +513,12 @@ def _history(engine: Engine, network: NetworkSpec, stub: PostStub, synced: int |
     return CommentHistory(grown=stub.comments_count - synced, known=known)
 
 
-def _needs_comments(stub: PostStub, synced: int | None, window: ExtractWindow) -> bool | None:
+def _needs_comments(stub: PostStub, synced: int | None, window: ExtractWindow,
+                    recheck_recent: bool = True) -> bool | None:
     """Whether a post's comments must be fetched; ``None`` when it never had any to fetch."""
     if not stub.comments_count and not synced:
         return None
-    recent = stub.created_at is not None and stub.created_at >= window.recent_since
+    recent = recheck_recent and stub.created_at is not None and stub.created_at >= window.recent_since
     return window.full_refresh or synced is None or synced != stub.comments_count or recent
 
 
@@ -595,8 +617,10 @@ def _comment_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, 
             for page in guard.watch(client.comment_pages(stub.post_id, cursor, history)):
                 with engine.begin() as conn:
                     write_raw_page(conn, network.name, job.id, page, clock())
+                    if page.capped is not None:
+                        seen["capped"] = True
                     bookkeeping.page_landed(conn, task_id, first=first, last=page.next_cursor is None,
-                                            synced_at=clock(), seen=seen)
+                                            synced_at=clock(), seen=seen, capped=page.capped)
                 first = False
                 report.add(pages=1, items=page.item_count)
             return

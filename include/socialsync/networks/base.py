@@ -35,6 +35,9 @@ class FetchedPage:
     next_cursor: str | None  # where the next page starts; None on the last page
     item_count: int
     units: float = 1.0  # what the calls behind this page cost of the API's quota (a share of a shared call)
+    # On a last page: the API serves no more of this list though it has more (TikTok's 1,000 comments).
+    # The pass ends ``partial`` with this reason; its watermark still moves, so it is not walked daily.
+    capped: str | None = None
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,36 @@ class CommentHistory:
 
     grown: int  # comments and replies the post gained since its comments were last fetched in full
     known: Callable[[Sequence[str]], dict[str, int | None]]  # top-level ids held -> their stored reply count
+
+
+@dataclass(frozen=True)
+class PostsWalk:
+    """One profile's part of a posts walk that queries many profiles at once (TikTok's video query)."""
+
+    entity_id: str
+    floor: datetime | None  # no need to look further back (None: a first sync or full refresh, as far as it goes)
+    expected: int | None  # the profile's post count: a walk with no floor ends once it has seen that many
+
+
+@dataclass(frozen=True)
+class WalkStep:
+    """What one answer of a grouped posts walk brought: a raw page per profile it had posts of, where
+    the walk stands (JSON, saved on every member's job with the pages, to resume from), and the
+    profiles whose walk ended with it: ``True`` when the walk saw every post the profile has (it
+    proves the others gone), ``False`` when it stopped at its floor or horizon."""
+
+    pages: list[FetchedPage]
+    state: dict[str, Any]
+    ended: dict[str, bool]
+
+
+class GroupedPostsClient(Protocol):
+    """A client whose API lists the posts of many profiles in one query (``NetworkSpec.posts_per_query``)."""
+
+    def walk_posts(self, walks: Sequence[PostsWalk], state: dict[str, Any] | None,
+                   as_of: datetime) -> Iterator[WalkStep]:
+        """The posts of ``walks``' profiles newest first, from ``state`` (a saved step's) or from ``as_of``."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -142,6 +175,12 @@ class NetworkSpec:
     # How many profiles one API call looks up (YouTube's channels.list takes 50 ids): extract asks
     # for a batch's profiles this many at a time.
     profiles_per_call: int = 1
+    # How many profiles one posts query lists together (TikTok's video query takes 100 usernames):
+    # above 1, the client is a ``GroupedPostsClient`` and a batch's posts are walked that many at once.
+    posts_per_query: int = 1
+    # Walk a recent post's comments again even when its count did not move (edits, likes): off for an
+    # API whose daily requests are too few to spend on that (TikTok's 1,000).
+    recheck_recent_comments: bool = True
     # The API lists comments newest first with no time filter (YouTube): an incremental walk stops at
     # the comments the warehouse holds (see ``CommentHistory``) and proves no deletion; a full
     # refresh walks every page.

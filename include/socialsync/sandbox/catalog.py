@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from socialsync.sandbox.dataset import Dataset
+from socialsync.sandbox.tiktok_dataset import TikTokDataset
 from socialsync.sandbox.youtube_dataset import YouTubeDataset
 
 
@@ -42,9 +43,25 @@ def _youtube_counts(dataset: Dataset) -> dict[str, int]:
             "sync_jobs succeeded": totals["channels"]}
 
 
+def _tiktok_ids(dataset: Dataset) -> list[str]:
+    return [dataset.username(p) for p in range(dataset.spec.profiles)]  # TikTok's research API keys on usernames
+
+
+def _tiktok_counts(dataset: Dataset) -> dict[str, int]:
+    data = TikTokDataset(dataset)
+    totals = data.totals()
+    described = sum(data.video(p, j).video_description != ""
+                    for p in range(dataset.spec.profiles) for j in data.videos_newest_first(p))
+    # Comments and replies past the comment list's 1,000-entry cap cannot be fetched, so cannot be loaded.
+    return {"profiles": totals["accounts"], "posts": totals["videos"], "media": totals["videos"],
+            "comments": totals["reachable_comments"], "enrichments (ml)": totals["accounts"] + described,
+            "enrichments (vision)": totals["videos"], "sync_jobs succeeded": totals["accounts"]}
+
+
 CATALOG: dict[str, SandboxNetwork] = {
     "instagram": SandboxNetwork(Dataset.profile_ids, _instagram_counts),
     "youtube": SandboxNetwork(_youtube_ids, _youtube_counts),
+    "tiktok": SandboxNetwork(_tiktok_ids, _tiktok_counts),
 }
 
 

@@ -1,4 +1,4 @@
-"""The sandbox server: the Graph API, the YouTube Data API and both job services on one loopback port."""
+"""The sandbox server: the Graph API, the YouTube Data API, the TikTok Research API and both job services."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from socialsync.sandbox.dataset import Dataset, DatasetSpec
 from socialsync.sandbox.faults import FAULT_KINDS, FaultPlan
 from socialsync.sandbox.graph_api import GraphApi, UsageMeter
 from socialsync.sandbox.jobs_api import JobService
+from socialsync.sandbox.tiktok_api import TikTokApi
+from socialsync.sandbox.tiktok_dataset import TikTokDataset
 from socialsync.sandbox.youtube_api import YouTubeApi
 from socialsync.sandbox.youtube_dataset import YouTubeDataset
 
@@ -38,6 +40,12 @@ class SandboxConfig:
     job_failure_rate: float = 0.0
     calls_per_hour: int = 1_000_000
     youtube_units_per_day: int = 1_000_000
+    tiktok_client_key: str = "sandbox-client"
+    tiktok_client_secret: str = "sandbox-secret"
+    tiktok_token_ttl_s: int = 7200
+    tiktok_requests_per_day: int = 1_000_000  # TikTok grants 1,000
+    tiktok_records_per_day: int = 100_000_000  # TikTok grants 100,000
+    tiktok_echo_token: bool = True  # repeat the bad token in 401 messages, so clients must scrub them
     faults: FaultPlan = field(default_factory=FaultPlan)
     epoch: int = 0
 
@@ -53,10 +61,14 @@ def build_app(config: SandboxConfig) -> Starlette:
                 for kind in ("ml", "vision")}
     youtube = YouTubeApi(YouTubeDataset(dataset), config.api_key, counters, config.youtube_units_per_day, latency,
                          config.faults)
+    tiktok = TikTokApi(TikTokDataset(dataset), config.tiktok_client_key, config.tiktok_client_secret, counters,
+                       token_ttl_s=config.tiktok_token_ttl_s, requests_per_day=config.tiktok_requests_per_day,
+                       records_per_day=config.tiktok_records_per_day, latency_s=latency, faults=config.faults,
+                       echo_token=config.tiktok_echo_token)
 
     async def stats(_: Request) -> JSONResponse:
         return JSONResponse({"requests": dict(counters), "epoch": dataset.epoch, "totals": dataset.totals(),
-                             "youtube_totals": youtube.data.totals()})
+                             "youtube_totals": youtube.data.totals(), "tiktok_totals": tiktok.data.totals()})
 
     async def control(request: Request) -> JSONResponse:
         """Test and demo controls: the dataset's day, the quota, the fault rate."""
@@ -64,14 +76,22 @@ def build_app(config: SandboxConfig) -> Starlette:
         if "epoch" in body and int(body["epoch"]) != dataset.epoch:
             dataset.epoch = int(body["epoch"])
             youtube.reset_day()  # a new day of the dataset is a new quota day
+            tiktok.reset_day()
         if "youtube_units_per_day" in body:
             youtube.reset_day(int(body["youtube_units_per_day"]))
+        if "tiktok_requests_per_day" in body or "tiktok_records_per_day" in body:
+            allowances = [body.get(name) for name in ("tiktok_requests_per_day", "tiktok_records_per_day")]
+            tiktok.reset_day(*(None if value is None else int(value) for value in allowances))
+        if "tiktok_research_scope" in body:
+            tiktok.research_scope = bool(body["tiktok_research_scope"])
         if "calls_per_hour" in body:
             graph.usage.reset(int(body["calls_per_hour"]))
         if "fault_rate" in body:
             graph.faults.rate = float(body["fault_rate"])
         return JSONResponse({"epoch": dataset.epoch, "calls_per_hour": graph.usage.calls_per_hour,
-                             "fault_rate": graph.faults.rate, "youtube_units_per_day": youtube.units_per_day})
+                             "fault_rate": graph.faults.rate, "youtube_units_per_day": youtube.units_per_day,
+                             "tiktok_requests_per_day": tiktok.requests_per_day,
+                             "tiktok_records_per_day": tiktok.records_per_day})
 
     app = Starlette(routes=[
         Route("/_sandbox/stats", stats),
@@ -79,12 +99,14 @@ def build_app(config: SandboxConfig) -> Starlette:
         Mount("/ml/v1", routes=services["ml"].routes()),
         Mount("/vision/v1", routes=services["vision"].routes()),
         Mount("/youtube/v3", routes=youtube.routes()),  # before the catch-all Graph route
+        Mount("/tiktok/v2", routes=tiktok.routes()),
         Route("/{path:path}", graph.handle, methods=["GET"]),
     ])
     app.state.counters = counters
     app.state.dataset = dataset
     app.state.graph = graph
     app.state.youtube = youtube
+    app.state.tiktok = tiktok
     return app
 
 
@@ -142,12 +164,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fault-rate", type=float, default=0.0, help=f"share of requests failed with {FAULT_KINDS}")
     parser.add_argument("--calls-per-hour", type=int, default=1_000_000, help="the app's Graph quota")
     parser.add_argument("--youtube-units-per-day", type=int, default=1_000_000, help="the YouTube quota")
+    parser.add_argument("--tiktok-requests-per-day", type=int, default=1_000_000, help="the TikTok request quota")
+    parser.add_argument("--tiktok-records-per-day", type=int, default=100_000_000, help="the TikTok record quota")
     args = parser.parse_args(argv)
     spec = DatasetSpec(seed=args.seed, profiles=args.profiles, posts_median=args.posts_median,
                        posts_max=args.posts_max, comments_median=args.comments_median)
     config = SandboxConfig(spec=spec, latency_ms=args.latency_ms, job_seconds=args.job_seconds,
                            job_failure_rate=args.job_failure_rate, calls_per_hour=args.calls_per_hour,
                            youtube_units_per_day=args.youtube_units_per_day,
+                           tiktok_requests_per_day=args.tiktok_requests_per_day,
+                           tiktok_records_per_day=args.tiktok_records_per_day,
                            faults=FaultPlan(rate=args.fault_rate, seed=args.seed))
     print(f"socialsync sandbox on http://127.0.0.1:{args.port} ({spec.profiles} profiles)", flush=True)
     uvicorn.run(build_app(config), host="127.0.0.1", port=args.port, log_level="warning")

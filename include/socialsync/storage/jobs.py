@@ -133,14 +133,16 @@ def open_tasks(conn: Connection, job_id: int, kind: str, external_ids: Sequence[
 
 
 def page_landed(conn: Connection, task_id: int, *, first: bool, last: bool, synced_at: datetime,
-                seen: dict[str, Any] | None = None) -> None:
+                seen: dict[str, Any] | None = None, capped: str | None = None) -> None:
     """A sub-sync's bookkeeping, in the transaction of the page it is about: the first page of an
-    attempt marks it running and counts the attempt, the last one (nothing after it) succeeded."""
+    attempt marks it running and counts the attempt, the last one (nothing after it) succeeded, or
+    ``partial`` with the reason when the API serves no more of a longer list (``capped``)."""
     values: dict[str, Any] = {}
     if first:
         values.update(status="running", attempts=sync_tasks.c.attempts + 1)
     if last:
-        values.update(status="succeeded", last_error=None, last_synced_at=synced_at, seen=seen)
+        values.update(status="partial" if capped else "succeeded", last_error=capped, last_synced_at=synced_at,
+                      seen=seen)
     if values:
         conn.execute(update(sync_tasks).where(sync_tasks.c.id == task_id).values(**values))
 

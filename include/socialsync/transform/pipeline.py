@@ -10,8 +10,24 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, delete, exists, insert, select, update
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Connection,
+    Engine,
+    Table,
+    and_,
+    case,
+    delete,
+    exists,
+    insert,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 from socialsync.networks.base import NetworkSpec
 from socialsync.storage.jobs import advance_watermark, begin_task, finish_task
@@ -92,7 +108,10 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
         job = conn.execute(select(sync_jobs.c.entity_id, sync_jobs.c.cursor, sync_jobs.c.started_at,
                                   sync_jobs.c.status).where(sync_jobs.c.id == job_id)).one()
         t = sync_tasks.c
-        statuses = set(conn.execute(select(t.kind, t.status).where(t.job_id == job_id).distinct()).tuples())
+        # A pass that got all the API serves of a capped list counts as done for the watermark.
+        capped = _capped(t)
+        statuses = set(conn.execute(select(t.kind, case((capped, "capped"), else_=t.status))
+                                    .where(t.job_id == job_id).distinct()).tuples())
         cursor = dict(job.cursor or {})
         moment = as_of(cursor, job.started_at)
         bounds = _Bounds.of(cursor)
@@ -109,7 +128,7 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
         extracted = {(kind, status) for kind, status in statuses if kind != "normalize"}
         owed = set(cursor.get("parts", [])) - {kind for kind, _ in extracted}  # parts that never started
         if job.status not in ("failed", "skipped") and extracted and not owed and all(
-                status in ("succeeded", "skipped") for _, status in extracted):
+                status in ("succeeded", "skipped", "capped") for _, status in extracted):
             advance_watermark(conn, network.name, job.entity_id, moment)
         task_id, _ = begin_task(conn, job_id, "normalize", job.entity_id)
         finish_task(conn, task_id, "succeeded", now())
@@ -129,12 +148,14 @@ def _raw_page_chunks(conn: Connection, job_id: int) -> Iterator[list[int]]:
 
 def _stage_comment_watermarks(conn: Connection, stage: StagedUpserts, network: str, job_id: int,
                               moment: datetime) -> None:
-    """Each fully fetched post's comment count becomes its watermark, with the rows that prove it."""
+    """Each fully fetched post's comment count becomes its watermark, with the rows that prove it; a
+    post fetched as far as the API allows (``seen.capped``) too, so that it is not walked again daily."""
     t = sync_tasks.c
     after = ""
     while True:  # in the order of the (job, kind, external id) index: each chunk is a range read
         chunk = conn.execute(select(t.external_id, t.seen).where(
-            t.job_id == job_id, t.kind == "comments", t.external_id > after, t.status == "succeeded")
+            t.job_id == job_id, t.kind == "comments", t.external_id > after,
+            or_(t.status == "succeeded", _capped(t)))
             .order_by(t.external_id).limit(TASKS_PER_CHUNK)).all()
         if not chunk:
             return
@@ -142,6 +163,11 @@ def _stage_comment_watermarks(conn: Connection, stage: StagedUpserts, network: s
             comment_watermark(network, task.external_id, (task.seen or {}).get("comments_count"), moment)
             for task in chunk])
         after = chunk[-1].external_id
+
+
+def _capped(t: ReadOnlyColumnCollection[str, Column[Any]]) -> ColumnElement[bool]:
+    """A sub-sync that fetched all the API serves of a list it caps (``seen.capped``)."""
+    return and_(t.status == "partial", t.seen["capped"].as_boolean().is_not(None))
 
 
 def _mark_posts_deleted(conn: Connection, network: str, entity_id: str, seen: Table, moment: datetime,

@@ -1,0 +1,27 @@
+"""TikTok (Research API): the plug-in spec the registry and the DAG factory read."""
+
+from __future__ import annotations
+
+from socialsync.networks.base import ApiCredentials, NetworkClient, NetworkSpec, Quota
+from socialsync.networks.tiktok import mapping
+from socialsync.networks.tiktok.client import USERS_PER_QUERY, TikTokClient
+
+
+def _connect(credentials: ApiCredentials) -> NetworkClient:
+    return TikTokClient(credentials)
+
+
+NETWORK = NetworkSpec(
+    name="tiktok",
+    api_conn_id="tiktok_api",
+    connect=_connect,
+    post_stubs=mapping.post_stubs,
+    normalize=mapping.normalize,
+    scopes=frozenset({"profile", "posts", "comments"}),
+    entity_id_pattern=r"^[A-Za-z0-9_.]{2,24}$",  # the Research API knows an account by its username
+    posts_per_query=USERS_PER_QUERY,
+    recheck_recent_comments=False,  # a video's comments are walked when it is new or its count moved
+    # About 1,000 research requests a day per project, reset at midnight UTC (records are capped too).
+    quota=Quota(units=1_000, first_sync_units=20.0, units_per_post=0.8),
+    description="TikTok Research API: public accounts, their videos, comments and replies (top 1,000 a video).",
+)

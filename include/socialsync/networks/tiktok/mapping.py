@@ -1,0 +1,95 @@
+"""TikTok raw pages -> unified records: validate each item, map it, quarantine what fails.
+
+An account is a profile (its id is the username, as the Research API knows it), a video a post with
+one media row, a comment or reply a comment (a reply with ``parent_comment_id``). The Research API
+gives no comment author.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from socialsync.networks.base import PostStub, RawPage
+from socialsync.networks.tiktok import models as tt
+from socialsync.transform.records import Comment, Media, NormalizedPage, Post, Profile
+
+
+def _list(payload: dict[str, Any], key: str) -> list[Any]:
+    data = payload.get("data")
+    items = data.get(key) if isinstance(data, dict) else None
+    return items if isinstance(items, list) else []
+
+
+def permalink(username: str, video_id: str) -> str:
+    return f"https://www.tiktok.com/@{username}/video/{video_id}"
+
+
+def post_stubs(payload: dict[str, Any]) -> list[PostStub]:
+    """The videos of a query page, read leniently (a bad item is quarantined later)."""
+    stubs = []
+    for item in _list(payload, "videos"):
+        if not isinstance(item, dict) or item.get("id") is None:
+            continue
+        created = tt.unix_time(item.get("create_time"))
+        count = item.get("comment_count")
+        stubs.append(PostStub(str(item["id"]), created if isinstance(created, datetime) else None,
+                              count if isinstance(count, int) and not isinstance(count, bool) else None))
+    return stubs
+
+
+def normalize(page: RawPage) -> NormalizedPage:
+    out = NormalizedPage()
+    if page.kind == "profile":
+        _user(page.payload.get("data"), page.parent_id, out)
+    elif page.kind == "posts":
+        for item in _list(page.payload, "videos"):
+            _video(item, out)
+    elif page.kind == "comments":
+        for item in _list(page.payload, "comments"):
+            _comment(item, page.parent_id, out)
+    else:
+        raise ValueError(f"tiktok has no raw page kind {page.kind!r}")
+    return out
+
+
+def _user(item: Any, username: str, out: NormalizedPage) -> None:
+    user = out.validated(tt.User, item, "profile")
+    if user is None:
+        return
+    out.profiles.append(Profile(
+        profile_id=username, username=username, display_name=user.display_name, bio=user.bio_description,
+        followers_count=user.follower_count, following_count=user.following_count, posts_count=user.video_count,
+        avatar_url=user.avatar_url or None, website=user.bio_url or None,
+    ))
+    out.add_metrics("profile", username, (("followers_count", user.follower_count),
+                                          ("following_count", user.following_count),
+                                          ("posts_count", user.video_count), ("likes_count", user.likes_count)))
+
+
+def _video(item: Any, out: NormalizedPage) -> None:
+    video = out.validated(tt.Video, item, "post")
+    if video is None:
+        return
+    link = permalink(video.username, video.id)
+    out.posts.append(Post(
+        post_id=video.id, profile_id=video.username, kind="video", product_type="video",
+        caption=video.video_description or None, permalink=link, created_at=video.create_time,
+        like_count=video.like_count, comments_count=video.comment_count, view_count=video.view_count,
+    ))
+    out.media.append(Media(media_id=video.id, post_id=video.id, position=0, media_type="video", url=link))
+    out.add_metrics("post", video.id, (("view_count", video.view_count), ("like_count", video.like_count),
+                                       ("comments_count", video.comment_count), ("share_count", video.share_count)))
+
+
+def _comment(item: Any, video_id: str, out: NormalizedPage) -> None:
+    comment = out.validated(tt.Comment, item, "comment")
+    if comment is None:
+        return
+    parent = comment.parent_comment_id
+    out.comments.append(Comment(
+        comment_id=comment.id, post_id=comment.video_id or video_id,
+        parent_comment_id=None if parent in (None, comment.video_id) else parent,
+        content=comment.text, created_at=comment.create_time, like_count=comment.like_count,
+        reply_count=comment.reply_count if parent in (None, comment.video_id) else None,
+    ))

@@ -1,0 +1,127 @@
+"""The TikTok sandbox's ground truth as warehouse rows, built from the dataset, not from any payload."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from socialsync.sandbox.tiktok_dataset import TikTokDataset
+from socialsync.storage import schema
+
+NETWORK = "tiktok"
+CALLS = ("user_info", "video_query", "comment_list")
+WINDOW_DAYS = 30
+
+
+def calls(counters: Mapping[str, int]) -> dict[str, int]:
+    return {c: counters[f"tiktok:{c}"] for c in CALLS}
+
+
+def calls_since(counters: Mapping[str, int], before: dict[str, int]) -> dict[str, int]:
+    now = calls(counters)
+    return {c: now[c] - before[c] for c in CALLS}
+
+
+def _at(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+def expected(data: TikTokDataset) -> dict[str, dict[Any, tuple]]:
+    out: dict[str, dict[Any, tuple]] = {"profiles": {}, "posts": {}, "media": {}, "comments": {}}
+    for p in range(data.dataset.spec.profiles):
+        user = data.user(p)
+        out["profiles"][user.username] = (user.display_name, user.bio_description, user.follower_count,
+                                          user.following_count, user.video_count, user.avatar_url,
+                                          user.bio_url or None)
+        for j in data.videos_newest_first(p):
+            video = data.video(p, j)
+            link = f"https://www.tiktok.com/@{video.username}/video/{video.id}"
+            out["posts"][video.id] = (video.username, video.video_description or None, link, _at(video.create_time),
+                                      video.like_count, video.comment_count, video.view_count)
+            out["media"][video.id] = (video.id, 0, "video", link)
+            for key in data.reachable_comments(p, j):
+                comment = data.comment(p, j, *key)
+                top = comment.parent_comment_id == video.id
+                out["comments"][comment.id] = (video.id, None if top else comment.parent_comment_id, comment.text,
+                                               _at(comment.create_time), comment.like_count,
+                                               comment.reply_count if top else None)
+    return out
+
+
+def actual(engine: Engine) -> dict[str, dict[Any, tuple]]:
+    p, po, m, c = schema.profiles.c, schema.posts.c, schema.media.c, schema.comments.c
+    with engine.connect() as conn:
+        return {
+            "profiles": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                p.profile_id, p.display_name, p.bio, p.followers_count, p.following_count, p.posts_count,
+                p.avatar_url, p.website).where(p.network == NETWORK))},
+            "posts": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                po.post_id, po.profile_id, po.caption, po.permalink, po.created_at, po.like_count, po.comments_count,
+                po.view_count).where(po.network == NETWORK, po.deleted.is_(False)))},
+            "media": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                m.media_id, m.post_id, m.position, m.media_type, m.url).where(m.network == NETWORK))},
+            "comments": {r[0]: tuple(r[1:]) for r in conn.execute(select(
+                c.comment_id, c.post_id, c.parent_comment_id, c.content, c.created_at, c.like_count,
+                c.reply_count).where(c.network == NETWORK, c.deleted.is_(False)))},
+        }
+
+
+def assert_tiktok_matches(engine: Engine, data: TikTokDataset, covered: set[str] | None = None) -> None:
+    """Field by field; with ``covered`` (the videos a run listed), only the rows that run could see:
+    profiles, those videos and their media, and the comments of those videos."""
+    want, got = expected(data), actual(engine)
+    if covered is not None:
+        for table, video_of in (("posts", lambda key, row: key), ("media", lambda key, row: key),
+                                ("comments", lambda key, row: row[0])):
+            for rows in (want[table], got[table]):
+                for key in [k for k, row in rows.items() if video_of(k, row) not in covered]:
+                    del rows[key]
+    for table in want:
+        missing = want[table].keys() - got[table].keys()
+        extra = got[table].keys() - want[table].keys()
+        wrong = [k for k in want[table].keys() & got[table].keys() if want[table][k] != got[table][k]]
+        assert not (missing or extra or wrong), (
+            f"{table}: {len(missing)} missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra "
+            f"(e.g. {sorted(extra)[:3]}), {len(wrong)} differ"
+            + (f", e.g. {wrong[0]}: want {want[table][wrong[0]]} got {got[table][wrong[0]]}" if wrong else ""))
+
+
+def first_sync_requests(data: TikTokDataset, accounts: list[int], as_of: date, page_size: int = 100) -> dict[str, int]:
+    """The requests of a first sync of ``accounts`` (up to 100, one group): a user/info call each; the
+    windows, newest first, each paged to its end, every account walking until it has seen all its
+    videos; every comment page of every video with comments."""
+    out = {"user_info": len(accounts), "video_query": 0, "comment_list": 0}
+    active, seen, end = list(accounts), dict.fromkeys(accounts, 0), as_of
+    while active:
+        start = end - timedelta(days=WINDOW_DAYS)
+        pages = data.query_pages(active, start, end, page_size)
+        out["video_query"] += len(pages)
+        for p, _ in {key for page in pages for key in page}:
+            seen[p] += 1
+        active = [p for p in active if seen[p] < data.video_count(p)]
+        end = start - timedelta(days=1)
+    for p in accounts:
+        for j in data.videos_newest_first(p):
+            if data.video(p, j).comment_count:
+                out["comment_list"] += len(data.comment_pages(p, j, page_size))
+    return out
+
+
+def next_day_requests(data: TikTokDataset, accounts: list[int], as_of: date, synced: dict[tuple[int, int], int],
+                      page_size: int = 100) -> tuple[dict[str, int], set[str]]:
+    """The requests of the day after a sync of ``accounts`` (each leaves the walk at yesterday minus
+    the lookback, inside the first window), and the videos that window lists: a user/info call each,
+    the window's pages, and every comment page of each listed video whose count moved from its
+    watermark (``synced``; a video without one is walked when it has comments)."""
+    end = as_of
+    pages = data.query_pages(accounts, end - timedelta(days=WINDOW_DAYS), end, page_size)
+    listed = {key for page in pages for key in page}
+    out = {"user_info": len(accounts), "video_query": len(pages), "comment_list": 0}
+    for p, j in listed:
+        count, before = data.video(p, j).comment_count, synced.get((p, j))
+        if (count or before) and count != before:
+            out["comment_list"] += len(data.comment_pages(p, j, page_size))
+    return out, {data.video_id(p, j) for p, j in listed}
