@@ -16,7 +16,7 @@ def warehouse_connection(url: str) -> str:
 
 
 def sandbox_connections(sandbox_url: str, warehouse_url: str, youtube_extra: dict[str, object] | None = None,
-                        **instagram_extra: object) -> dict[str, str]:
+                        tiktok_extra: dict[str, object] | None = None, **instagram_extra: object) -> dict[str, str]:
     key = {"X-Api-Key": "sandbox-key"}
     return {
         "AIRFLOW_CONN_INSTAGRAM_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/v21.0",
@@ -24,6 +24,9 @@ def sandbox_connections(sandbox_url: str, warehouse_url: str, youtube_extra: dic
                                                   "extra": {"page_size": 10, **instagram_extra}}),
         "AIRFLOW_CONN_YOUTUBE_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/youtube/v3",
                                                 "password": "sandbox-key", "extra": youtube_extra or {}}),
+        "AIRFLOW_CONN_TIKTOK_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/tiktok/v2",
+                                               "login": "sandbox-client", "password": "sandbox-secret",
+                                               "extra": {"horizon_days": 3650, **(tiktok_extra or {})}}),
         "AIRFLOW_CONN_ML_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/ml/v1", "extra": key}),
         "AIRFLOW_CONN_VISION_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/vision/v1",
                                                "extra": key}),

@@ -34,8 +34,9 @@ def dagbag() -> DagBag:
 
 def test_dags_import_without_errors(dagbag: DagBag) -> None:
     assert dagbag.import_errors == {}
-    assert set(dagbag.dag_ids) == {"instagram_sync", "instagram_rebuild", "youtube_sync", "youtube_rebuild"}
-    assert {spec.dag_id for spec in REGISTRY.values()} == {"instagram_sync", "youtube_sync"}
+    assert set(dagbag.dag_ids) == {"instagram_sync", "instagram_rebuild", "youtube_sync", "youtube_rebuild",
+                                   "tiktok_sync", "tiktok_rebuild"}
+    assert {spec.dag_id for spec in REGISTRY.values()} == {"instagram_sync", "youtube_sync", "tiktok_sync"}
 
 
 def test_parsing_does_no_io_and_takes_under_a_second(monkeypatch: pytest.MonkeyPatch) -> None:

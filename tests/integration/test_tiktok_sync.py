@@ -12,16 +12,17 @@ import pytest
 from sqlalchemy import Engine, Table, select
 
 from socialsync.local import inline
-from socialsync.networks.base import ApiCredentials
+from socialsync.networks.base import ApiCredentials, PostsWalk
 from socialsync.networks.tiktok import NETWORK as TIKTOK
 from socialsync.networks.tiktok.client import TikTokClient
 from socialsync.sandbox.faults import FaultPlan
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.sandbox.tiktok_dataset import TikTokDataset
+from socialsync.storage import usage
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.planning import track_entities
 from socialsync.storage.rebuild import clear_derived
-from socialsync.storage.schema import metadata, sync_jobs, sync_tasks
+from socialsync.storage.schema import metadata, sync_jobs, sync_tasks, tracked_entities
 from socialsync.transform.pipeline import normalize_jobs
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import checksums, day
@@ -168,3 +169,48 @@ def test_faults_a_rerun_and_a_rebuild_from_raw_leave_the_truth(sqlite_warehouse:
         normalize_jobs(sqlite_warehouse, TIKTOK, job_ids)
         assert checksums(sqlite_warehouse) == before
         assert sandbox.counters["tiktok:requests"] == requests
+
+
+def test_a_quota_smaller_than_the_due_work_is_never_overspent_and_later_days_finish(
+        sandbox: SandboxServer, sqlite_warehouse: Engine) -> None:
+    """A deployment's quota of 100 requests a day: plan admits the most overdue accounts its
+    estimates fit, no day spends more than the quota whatever the estimates said (the allowance
+    refuses the request past it: those jobs end partial), and the following days finish the rest."""
+    data: TikTokDataset = sandbox.app.state.tiktok.data
+    ids = [data.user(p).username for p in range(data.dataset.spec.profiles)]
+    _track(sqlite_warehouse, ids)
+    quota = 100
+    first = inline.admitted(sqlite_warehouse, TIKTOK, ids, day(0), quota)
+    assert first.deferred > 0 and first.admitted == ids[: len(first.admitted)]  # never synced: in order
+    for n in range(6):
+        due = first.admitted if n == 0 else inline.admitted(sqlite_warehouse, TIKTOK, ids, day(n), quota).admitted
+        before = sandbox.counters["tiktok:requests"]
+        inline.sync(sqlite_warehouse, TIKTOK, _client(sandbox), due, f"day-{n}", day(n), quota_units=quota)
+        spent = sandbox.counters["tiktok:requests"] - before
+        assert spent <= quota
+        with sqlite_warehouse.connect() as conn:
+            assert usage.spent_today(conn, "tiktok", TIKTOK.quota, day(n)) == spent  # type: ignore[arg-type]
+            done = set(conn.scalars(select(tracked_entities.c.entity_id).where(
+                tracked_entities.c.last_synced_at.is_not(None))))
+        if done == set(ids):
+            break
+    assert done == set(ids) and n > 0
+    assert_tiktok_matches(sqlite_warehouse, data)
+
+
+def test_a_search_that_expired_is_asked_again_from_its_window_s_start(sandbox: SandboxServer) -> None:
+    data: TikTokDataset = sandbox.app.state.tiktok.data
+    p = max(range(data.dataset.spec.profiles), key=data.video_count)
+    walk = PostsWalk(data.user(p).username, None, data.video_count(p))
+    client = _client(sandbox, page_size=3)
+    done = []
+    for step in client.walk_posts([walk], None, day(0)):
+        done.append(step)
+        if step.state["search_id"] is not None:
+            break  # mid-window: the task is killed here, and resumed a day later
+    stale = {**done[-1].state, "search_id": "7000000000000000001"}  # another day's search: refused
+    rest = list(client.walk_posts([walk], stale, day(0)))
+    assert sandbox.counters["tiktok:invalid_params"] == 1
+    seen = {str(v["id"]) for step in done + rest for page in step.pages for v in page.payload["data"]["videos"]}
+    assert seen == {data.video_id(p, j) for j in data.videos_newest_first(p)}  # the window again, then on
+    assert rest[-1].ended == {walk.entity_id: True}  # every video seen, counted once

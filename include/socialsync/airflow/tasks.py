@@ -172,14 +172,17 @@ def _extract(network_name: str, batch: int, step: runner.ExtractStep) -> dict[st
     _, params, run_time, jobs = _batch_jobs(network_name, batch)
     client = network.connect(api_credentials(network.api_conn_id))
     engine = warehouse()
+    allowance = None
+    if network.quota is not None:  # no request past today's budget, whatever the estimates said
+        allowance = usage.DailyAllowance(engine, network, _quota_units(network), lambda: client.records, _now)
+        client.budget.allowance = allowance
     try:
         report = step(engine, network, client, jobs, _window(network_name, params, run_time), _now,
                       last_try=_last_try())
     finally:
         client.close()
-        if network.quota is not None:  # what the API will charge, failed tries included
-            with engine.begin() as conn:
-                usage.record_spent(conn, network.name, network.quota, _now(), client.units)
+        if allowance is not None:  # what the API will charge, failed tries included
+            allowance.settle(client.units, client.records)
     log.info("batch %s: %s", batch, report.as_xcom())
     return report.as_xcom()
 

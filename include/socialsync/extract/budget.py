@@ -7,7 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol
 
 from pyrate_limiter import Duration, InMemoryBucket, Limiter, Rate
 
@@ -17,6 +17,14 @@ log = logging.getLogger(__name__)
 
 HEADROOM = 0.05  # share of a per-second budget left unspent, for the jitter between start and arrival
 WAIT_STEP_S = 0.05  # how often a waiting worker looks again, so a stop is noticed promptly
+
+
+class Allowance(Protocol):
+    """How many more requests today's API quota leaves this task (shared with the other tasks)."""
+
+    def take(self) -> ApiError | None:
+        """One request's worth, or the error saying the day's budget is spent."""
+        ...
 
 
 class RateBudget:
@@ -51,6 +59,7 @@ class RateBudget:
         self._paused_until = 0.0
         self._next_start = 0.0
         self._stopped: ApiError | None = None
+        self.allowance: Allowance | None = None  # the day's quota, when the task has one to keep to
         self.usage_percent = 0
         self.paused_s = 0.0  # time workers spent held by throttling or usage, summed over workers
         self.holds = 0
@@ -72,6 +81,10 @@ class RateBudget:
         self._slots.acquire()
         try:
             self._raise_if_stopped()
+            spent = self.allowance.take() if self.allowance is not None else None
+            if spent is not None:  # no request past the day's budget: the jobs stop partial, to resume
+                self.stop(spent)
+                raise spent
             yield
         finally:
             self._slots.release()

@@ -36,22 +36,26 @@ def open_batch(engine: Engine, network: str, entity_ids: list[str], run_id: str,
 
 
 def sync(engine: Engine, network: NetworkSpec, client: NetworkClient, entity_ids: list[str], run_id: str,
-         as_of: datetime, **window: Any) -> dict[str, int]:
+         as_of: datetime, quota_units: float | None = None, **window: Any) -> dict[str, int]:
     """plan -> extract posts -> extract comments -> normalize -> close, for one batch (no enrichment)."""
     bounds = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in window.items()
               if k in ("since_id", "last_synced_at", "full_refresh") and v}
     jobs = open_batch(engine, network.name, entity_ids, run_id, as_of, **bounds)
     settings = runner.ExtractWindow(scope=SCOPE, as_of=as_of, **window)
-    units_before = client.units
+    units_before, records_before = client.units, client.records
+    allowance = None
+    if network.quota is not None:  # counted on the run's own day, as the DAG counts on the wall clock's
+        allowance = usage.DailyAllowance(engine, network, quota_units, lambda: client.records - records_before,
+                                         lambda: as_of)
+        client.budget.allowance = allowance
     try:
         posts = runner.extract_posts(engine, network, client, jobs, settings, clock)
         jobs = _reload(engine, network.name, run_id)
         comments = runner.extract_comments(engine, network, client, jobs, settings, clock)
         jobs = _reload(engine, network.name, run_id)
     finally:
-        if network.quota is not None:  # counted on the run's own day, as the DAG counts on the wall clock's
-            with engine.begin() as conn:
-                usage.record_spent(conn, network.name, network.quota, as_of, client.units - units_before)
+        if allowance is not None:
+            allowance.settle(client.units - units_before, client.records - records_before)
     live = [j for j in jobs if j.status != "skipped"]
     normalized = normalize_jobs(engine, network, [j.id for j in live], clock)
     with engine.begin() as conn:

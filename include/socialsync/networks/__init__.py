@@ -9,7 +9,7 @@ from typing import Any
 from socialsync.networks.base import NetworkSpec
 
 # Each network plugs in here with a module of its own; nothing else in the code names a network.
-PLUGINS = ("socialsync.networks.instagram", "socialsync.networks.youtube")
+PLUGINS = ("socialsync.networks.instagram", "socialsync.networks.youtube", "socialsync.networks.tiktok")
 
 
 @cache

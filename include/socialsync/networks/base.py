@@ -118,6 +118,11 @@ class NetworkClient(Protocol):
         """Quota units those requests cost (what the API charges, refused calls included)."""
         ...
 
+    @property
+    def records(self) -> float:
+        """Items the answers held, for an API whose quota counts them too (0 for one that does not)."""
+        ...
+
     def fetch_profiles(self, entity_ids: Sequence[str]) -> list[FetchedPage]:
         """The profile pages of ``entity_ids`` (at most the spec's ``profiles_per_call``), one page
         per entity the API knows; an entity it does not know is absent. An error fails them all."""
@@ -146,6 +151,7 @@ class Quota:
     per: timedelta = timedelta(days=1)
     timezone: str = "UTC"
     first_sync_units: float = 100.0  # the estimate for a profile never synced whose counts are not known
+    records: float | None = None  # items the answers may hold per period, when the API counts those too
     # A first sync's cost per post of the profile (its pages, its comments): with the profile's post
     # count known (a profile page loaded earlier), a never-synced profile is estimated from it.
     units_per_post: float | None = None

@@ -100,6 +100,7 @@ api_usage = Table(
     Column("network", String(32), primary_key=True),
     Column("period_start", UtcDateTime, primary_key=True),
     Column("units", Float, nullable=False),
+    Column("records", Float, nullable=False, default=0.0),  # items the answers held (TikTok counts them too)
     Column("updated_at", UtcDateTime, nullable=False),
 )
 

@@ -8,19 +8,24 @@ overdue tomorrow, come first then.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, Engine, func, select, update
 
-from socialsync.networks.base import NetworkSpec, Quota
+from socialsync.networks.base import ApiError, NetworkSpec, Quota, QuotaExhaustedError
 from socialsync.storage.schema import api_usage, profiles, raw_pages, sync_jobs, tracked_entities
 from socialsync.storage.upserts import dialect_insert
 
 DAY = timedelta(days=1)
 NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+def _seconds_to_next_day(quota: Quota, moment: datetime) -> float:
+    return (_start_of(quota.timezone, DAY, moment) + DAY - moment).total_seconds()
 
 
 def period_start(quota: Quota, moment: datetime) -> datetime:
@@ -42,23 +47,97 @@ def daily_budget(quota: Quota, units: float | None = None) -> float:
     return (units if units is not None else quota.units) * (DAY / quota.per)
 
 
-def record_spent(conn: Connection, network: str, quota: Quota, moment: datetime, units: float) -> None:
-    """Add ``units`` to the network's current period (one statement, safe against concurrent tasks)."""
-    if units <= 0:
+def record_spent(conn: Connection, network: str, quota: Quota, moment: datetime, units: float,
+                 records: float = 0.0) -> None:
+    """Add ``units`` (and ``records``) to the network's current period (one statement, safe against
+    concurrent tasks); a negative amount gives back what a task reserved and did not use."""
+    if not units and not records:
         return
     row = {"network": network, "period_start": period_start(quota, moment), "units": float(units),
-           "updated_at": moment}
+           "records": float(records), "updated_at": moment}
     statement = dialect_insert(conn, api_usage).values(**row)
     conn.execute(statement.on_conflict_do_update(
         index_elements=[api_usage.c.network, api_usage.c.period_start],
-        set_={"units": api_usage.c.units + statement.excluded.units, "updated_at": statement.excluded.updated_at}))
+        set_={"units": api_usage.c.units + statement.excluded.units,
+              "records": api_usage.c.records + statement.excluded.records,
+              "updated_at": statement.excluded.updated_at}))
 
 
 def spent_today(conn: Connection, network: str, quota: Quota, moment: datetime) -> float:
     """Units spent since the start of the quota's day (its periods since then, for an hourly quota)."""
+    return _today(conn, network, quota, moment)[0]
+
+
+def _today(conn: Connection, network: str, quota: Quota, moment: datetime) -> tuple[float, float]:
     day = _start_of(quota.timezone, DAY, moment)
-    return float(conn.scalar(select(func.coalesce(func.sum(api_usage.c.units), 0.0)).where(
-        api_usage.c.network == network, api_usage.c.period_start >= day)) or 0.0)
+    units, records = conn.execute(select(func.coalesce(func.sum(api_usage.c.units), 0.0),
+                                         func.coalesce(func.sum(api_usage.c.records), 0.0)).where(
+        api_usage.c.network == network, api_usage.c.period_start >= day)).one()
+    return float(units or 0.0), float(records or 0.0)
+
+
+class DailyAllowance:
+    """A task's share of today's quota, taken from ``api_usage`` a few units at a time.
+
+    Every request takes one unit (each call these APIs charge costs one); when the task's reserve is
+    used up it reserves more in one transaction that locks the period's row, so tasks running at the
+    same time never hand out the same units twice. ``settle`` records what the task really spent
+    (refused calls included) and gives back the rest. Past the day's units, or its records for an API
+    that counts those, every request is refused with ``QuotaExhaustedError``: jobs end ``partial``.
+    """
+
+    CHUNK = 10.0
+
+    def __init__(self, engine: Engine, network: NetworkSpec, units: float | None = None,
+                 records_seen: Callable[[], float] = lambda: 0.0,
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        assert network.quota is not None
+        self._engine, self._network, self._quota = engine, network.name, network.quota
+        self._limit = daily_budget(network.quota, units)
+        self._records_limit = network.quota.records * (DAY / network.quota.per) if network.quota.records else None
+        self._records_seen, self._clock = records_seen, clock
+        self._lock = threading.Lock()
+        self.reserved = 0.0
+        self.taken = 0.0
+        self._records_before: float | None = None
+
+    def take(self) -> ApiError | None:
+        with self._lock:
+            if self.taken >= self.reserved and not self._reserve():
+                return QuotaExhaustedError(
+                    f"today's {self._network} budget of {self._limit:g} units is spent"
+                    + (f" (or its {self._records_limit:g} records)" if self._records_limit else ""),
+                    code="budget_spent", retry_after=_seconds_to_next_day(self._quota, self._clock()))
+            self.taken += 1
+            return None
+
+    def _reserve(self) -> bool:
+        moment = self._clock()
+        with self._engine.begin() as conn:
+            start = period_start(self._quota, moment)
+            conn.execute(dialect_insert(conn, api_usage).values(
+                network=self._network, period_start=start, units=0.0, records=0.0, updated_at=moment)
+                .on_conflict_do_nothing(index_elements=[api_usage.c.network, api_usage.c.period_start]))
+            row = (select(api_usage.c.units).where(api_usage.c.network == self._network,
+                                                   api_usage.c.period_start == start)
+                   .with_for_update())
+            conn.execute(row)  # held to the commit: reservations of concurrent tasks take turns
+            units, records = _today(conn, self._network, self._quota, moment)
+            if self._records_before is None:
+                self._records_before = records
+            if self._records_limit is not None and self._records_before + self._records_seen() >= self._records_limit:
+                return False
+            grant = min(self.CHUNK, self._limit - units)
+            if grant < 1:
+                return False
+            record_spent(conn, self._network, self._quota, moment, grant)
+        self.reserved += grant
+        return True
+
+    def settle(self, spent: float, records: float) -> None:
+        """What the task spent (and the items it got), the unused reservation given back."""
+        with self._engine.begin() as conn:
+            record_spent(conn, self._network, self._quota, self._clock(), spent - self.reserved, records)
 
 
 @dataclass(frozen=True)

@@ -69,6 +69,11 @@ class InstagramClient:
         """Graph counts calls: each request sent is one unit of the app's hourly allowance."""
         return float(self.requests)
 
+    @property
+    def records(self) -> float:
+        """Not counted: this API's quota counts calls only."""
+        return 0.0
+
     def close(self) -> None:
         self._api.close()
 

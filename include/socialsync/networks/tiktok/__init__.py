@@ -22,6 +22,6 @@ NETWORK = NetworkSpec(
     posts_per_query=USERS_PER_QUERY,
     recheck_recent_comments=False,  # a video's comments are walked when it is new or its count moved
     # About 1,000 research requests a day per project, reset at midnight UTC (records are capped too).
-    quota=Quota(units=1_000, first_sync_units=20.0, units_per_post=0.8),
+    quota=Quota(units=1_000, records=100_000, first_sync_units=20.0, units_per_post=0.8),
     description="TikTok Research API: public accounts, their videos, comments and replies (top 1,000 a video).",
 )

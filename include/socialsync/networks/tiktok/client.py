@@ -26,6 +26,7 @@ from socialsync.networks.base import (
     ApiError,
     AuthError,
     CommentHistory,
+    CursorExpiredError,
     FetchedPage,
     NotFoundError,
     PageAnomaly,
@@ -121,6 +122,8 @@ class TikTokClient:
             credentials, {}, error_of=lambda response, body, path: self._error(response.status_code, body, path),
             default_in_flight=DEFAULT_IN_FLIGHT, transport=transport, failed=_failed, auth=self._tokens.headers)
         self.budget = self._api.budget
+        self._records_lock = threading.Lock()
+        self._records = 0
 
     def _scrub_also(self, token: str) -> None:
         self._api.scrubber = self._api.scrubber.with_secrets(token)
@@ -133,6 +136,15 @@ class TikTokClient:
     def units(self) -> float:
         """Research calls, sent and refused alike (token calls are free)."""
         return float(self._api.requests)
+
+    @property
+    def records(self) -> float:
+        """Videos and comments the answers held: the day's records allowance counts them."""
+        return float(self._records)
+
+    def _count_records(self, n: int) -> None:
+        with self._records_lock:
+            self._records += n
 
     @property
     def tokens_issued(self) -> int:
@@ -185,8 +197,17 @@ class TikTokClient:
                 body.update(cursor=state["cursor"], search_id=state["search_id"])
             asked_with = json.dumps({k: body.get(k) for k in ("start_date", "end_date", "cursor", "search_id")})
             params = {"fields": VIDEO_FIELDS}
-            status, answer = self._post("research/video/query/", params, body)
+            try:
+                status, answer = self._post("research/video/query/", params, body)
+            except CursorExpiredError:
+                if state["search_id"] is None:
+                    raise
+                # The search expired (a walk resumed the next day): the window is asked again from its
+                # start; the videos already counted in it are remembered, so none is counted twice.
+                state.update(cursor=0, search_id=None)
+                continue
             videos, has_more, cursor, search_id = _query_page(answer, state)
+            self._count_records(len(videos))
             window_ids = set(state["window_ids"])
             by_user: dict[str, list[dict[str, Any]]] = {}
             for video in videos:
@@ -232,6 +253,7 @@ class TikTokClient:
             data = answer.get("data")
             if not isinstance(data, dict) or not isinstance(data.get("comments"), list):
                 raise PageAnomaly(f"POST research/video/comment/list/ of {post_id} cursor={offset}: no `comments` list")
+            self._count_records(len(data["comments"]))
             has_more, moved = data.get("has_more"), data.get("cursor")
             after = moved if isinstance(moved, int) and not isinstance(moved, bool) else -1
             if not isinstance(has_more, bool) or (has_more and after <= offset):
@@ -266,6 +288,8 @@ class TikTokClient:
             return TransientError(text, status, code, retryable=True, retry_after=0.0)
         if code == "scope_not_authorized" or status in (401, 403):
             return AuthError(text, status, code)
+        if code == "invalid_params" and "search id" in message.lower():
+            return CursorExpiredError(text, status, code)  # the window's query is asked again from its start
         if code == "invalid_params" and "cannot find the user" in message:
             return NotFoundError(text, status, code)
         if code == "invalid_params" and "does not exist" in message:

@@ -79,6 +79,11 @@ class YouTubeClient:
         """Every call is a list call: one unit each, sent calls and refused ones alike."""
         return float(self._api.requests)
 
+    @property
+    def records(self) -> float:
+        """Not counted: this API's quota counts calls only."""
+        return 0.0
+
     def close(self) -> None:
         self._api.close()
 

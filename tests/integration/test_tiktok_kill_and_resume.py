@@ -1,0 +1,91 @@
+"""kill -9 in the middle of a TikTok video walk loses nothing and asks again for at most the one
+answer that was in flight: the walk's window, cursor and search id were committed with each answer."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from sqlalchemy import func, select
+
+from socialsync.extract import runner
+from socialsync.local import inline
+from socialsync.networks.base import ApiCredentials
+from socialsync.networks.tiktok import NETWORK as TIKTOK
+from socialsync.networks.tiktok.client import TikTokClient
+from socialsync.sandbox.server import SandboxConfig, SandboxServer
+from socialsync.sandbox.tiktok_dataset import TikTokDataset
+from socialsync.storage import jobs as bookkeeping
+from socialsync.storage.engine import warehouse_engine
+from socialsync.storage.schema import raw_pages
+from socialsync.transform.pipeline import normalize_jobs
+from tests.conftest import ROOT
+from tests.integration.conftest import SMALL
+from tests.integration.sync_helpers import SCOPE, clock, day
+from tests.integration.tiktok_truth import assert_tiktok_matches, first_sync_requests
+
+PAGE = 10
+KILL_AFTER = 12  # committed video pages (a page per account an answer had videos of)
+OPTIONS = {"page_size": PAGE, "login": "sandbox-client", "horizon_days": 1100}
+
+CHILD = """
+import sys
+from datetime import UTC, datetime
+from socialsync.extract import runner
+from socialsync.networks.base import ApiCredentials
+from socialsync.networks.tiktok import NETWORK
+from socialsync.networks.tiktok.client import TikTokClient
+from socialsync.storage import jobs
+from socialsync.storage.engine import warehouse_engine
+url, base, run_id, as_of = sys.argv[1:5]
+engine = warehouse_engine(url)
+with engine.connect() as conn:
+    batch = jobs.jobs_in_batch(conn, "tiktok", run_id, 0)
+client = TikTokClient(ApiCredentials(base, "sandbox-secret", OPTIONS))
+window = runner.ExtractWindow(scope=frozenset({"profile", "posts", "comments"}),
+                              as_of=datetime.fromisoformat(as_of))
+runner.extract_posts(engine, NETWORK, client, batch, window, lambda: datetime.now(UTC))
+""".replace("OPTIONS", repr(OPTIONS))
+
+
+def _video_pages(engine) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(raw_pages).where(raw_pages.c.kind == "posts")))
+
+
+def test_sigkill_mid_walk_then_retry_loses_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    engine = warehouse_engine(url)
+    with SandboxServer(SandboxConfig(spec=SMALL, latency_ms=40)) as sandbox:
+        data: TikTokDataset = sandbox.app.state.tiktok.data
+        accounts = list(range(data.dataset.spec.profiles))
+        inline.open_batch(engine, "tiktok", [data.user(p).username for p in accounts], "run", day(0))
+        child = subprocess.Popen([sys.executable, "-c", CHILD, url, f"{sandbox.url}/tiktok/v2", "run",
+                                  day(0).isoformat()], cwd=ROOT)
+        try:
+            deadline = time.monotonic() + 60
+            while _video_pages(engine) < KILL_AFTER:
+                assert child.poll() is None, "the walk ended before it could be killed"
+                assert time.monotonic() < deadline
+                time.sleep(0.005)
+            os.kill(child.pid, signal.SIGKILL)
+        finally:
+            child.wait(timeout=30)
+        assert child.returncode == -signal.SIGKILL
+        queries_at_kill = sandbox.counters["tiktok:video_query"]
+
+        with engine.connect() as conn:
+            jobs = bookkeeping.jobs_in_batch(conn, "tiktok", "run", 0)
+        client = TikTokClient(ApiCredentials(f"{sandbox.url}/tiktok/v2", "sandbox-secret", OPTIONS))
+        window = runner.ExtractWindow(scope=SCOPE, as_of=day(0))
+        runner.extract_posts(engine, TIKTOK, client, jobs, window, clock)
+        runner.extract_comments(engine, TIKTOK, client, jobs, window, clock)
+        normalize_jobs(engine, TIKTOK, [job.id for job in jobs])
+
+        fewest = first_sync_requests(data, accounts, day(0).date(), PAGE)["video_query"]
+        assert 0 < queries_at_kill < fewest
+        assert sandbox.counters["tiktok:video_query"] <= fewest + 1  # at most the answer in flight, again
+        assert_tiktok_matches(engine, data)
