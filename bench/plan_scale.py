@@ -15,9 +15,9 @@ from typing import TypeVar
 from sqlalchemy import Connection, Engine, String, cast, func, insert, literal, select, update
 
 from socialsync.networks import get_network
-from socialsync.storage import jobs, planning, usage
+from socialsync.storage import jobs, migrate, planning, usage
 from socialsync.storage.engine import warehouse_engine
-from socialsync.storage.schema import metadata, sync_jobs, tracked_entities
+from socialsync.storage.schema import sync_jobs, tracked_entities
 from socialsync.storage.types import UtcDateTime
 
 NETWORK = "instagram"
@@ -41,8 +41,7 @@ def measure_plan(url: str, tracked: int) -> dict[str, float]:
     """
     engine = warehouse_engine(url)
     try:
-        metadata.drop_all(engine)
-        metadata.create_all(engine)
+        migrate.reset(engine)
         _track(engine, tracked)
         day_1 = _plan(engine, "day-1", DAY_1, tracked)
         _finish(engine, "day-1", DAY_1)

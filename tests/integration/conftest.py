@@ -9,8 +9,8 @@ from sqlalchemy import Engine
 
 from socialsync.sandbox.dataset import DatasetSpec
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
+from socialsync.storage import migrate
 from socialsync.storage.engine import warehouse_engine
-from socialsync.storage.schema import metadata
 from tests.integration.postgres import postgres_server
 
 # Small but with every shape: a profile with no posts, carousels, reels, long comment threads.
@@ -36,5 +36,5 @@ def warehouse(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # 
     else:
         engine = warehouse_engine(request.getfixturevalue("postgres_url"))
     yield engine
-    metadata.drop_all(engine)
+    migrate.drop_all(engine)
     engine.dispose()

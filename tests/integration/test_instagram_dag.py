@@ -18,7 +18,7 @@ from socialsync.local.settings import airflow_env
 from socialsync.sandbox.dataset import Dataset
 from socialsync.sandbox.faults import FaultPlan
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
-from socialsync.storage import schema
+from socialsync.storage import migrate, schema
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.planning import track_entities
 from tests.conftest import ROOT
@@ -106,7 +106,7 @@ def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbo
         assert comment_tasks == posts_with_comments
         _assert_xcom_is_small(airflow_home)
     finally:
-        schema.metadata.drop_all(engine)
+        migrate.drop_all(engine)
         engine.dispose()
 
 

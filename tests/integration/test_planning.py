@@ -12,11 +12,10 @@ from typing import Any, TypeVar
 import pytest
 from sqlalchemy import URL, Connection, Engine, create_engine, event, func, insert, make_url, select, update
 
-from socialsync.storage import jobs, planning
+from socialsync.storage import jobs, migrate, planning
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.schema import (
     entity_leases,
-    metadata,
     sync_batches,
     sync_jobs,
     sync_tasks,
@@ -40,7 +39,7 @@ def warehouse(request: pytest.FixtureRequest, tmp_path) -> Iterator[Engine]:  # 
     else:
         engine = warehouse_engine(_driver(request.getfixturevalue("postgres_url"), request.param))
     yield engine
-    metadata.drop_all(engine)
+    migrate.drop_all(engine)
     engine.dispose()
 
 
@@ -102,7 +101,7 @@ def _drop_tables_unchecked(engine: Engine) -> None:
     if engine.dialect.name == "sqlite":
         with engine.connect() as conn:
             conn.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            metadata.drop_all(conn)
+            migrate.drop_all(conn)
             conn.commit()
             conn.exec_driver_sql("PRAGMA foreign_keys=ON")
 
@@ -453,12 +452,11 @@ def test_both_databases_plan_alike(postgres_url: str, tmp_path) -> None:  # type
     for url in (f"sqlite:///{tmp_path / 'warehouse.db'}", _driver(postgres_url, "psycopg2"),
                 _driver(postgres_url, "psycopg")):
         engine = warehouse_engine(url)
-        metadata.drop_all(engine)
-        metadata.create_all(engine)  # job and task ids from 1 on each
+        migrate.reset(engine)  # job and task ids from 1 on each
         try:
             said[engine.dialect.driver] = _scenario(engine)
         finally:
-            metadata.drop_all(engine)
+            migrate.drop_all(engine)
             engine.dispose()
     sqlite = said.pop("pysqlite")
     for driver, postgres in said.items():

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from socialsync.sandbox.server import SandboxServer
 from socialsync.sandbox.tiktok_dataset import TikTokDataset
-from socialsync.storage import schema
+from socialsync.storage import migrate, schema
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.planning import track_entities
 from tests.integration.test_instagram_dag import _airflow, _env, _now, airflow_home, sandbox_for_dags  # noqa: F401
@@ -53,5 +53,5 @@ def test_tiktok_sync_loads_the_ground_truth_and_keeps_no_token(
         metadata_db = (airflow_home / "airflow.db").read_bytes()  # XCom, rendered fields, task notes
         assert not [s for s in secrets if s.encode() in metadata_db]
     finally:
-        schema.metadata.drop_all(engine)
+        migrate.drop_all(engine)
         engine.dispose()

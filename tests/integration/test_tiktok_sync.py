@@ -27,12 +27,14 @@ from socialsync.transform.pipeline import normalize_jobs
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import checksums, day
 from tests.integration.tiktok_truth import (
+    actual,
     assert_tiktok_matches,
     calls,
     calls_since,
     first_sync_requests,
     next_day_requests,
 )
+from tests.integration.truth import deleted_ids
 
 NORMALIZED_AND_AUDIT = list(metadata.sorted_tables)
 
@@ -214,3 +216,22 @@ def test_a_search_that_expired_is_asked_again_from_its_window_s_start(sandbox: S
     seen = {str(v["id"]) for step in done + rest for page in step.pages for v in page.payload["data"]["videos"]}
     assert seen == {data.video_id(p, j) for j in data.videos_newest_first(p)}  # the window again, then on
     assert rest[-1].ended == {walk.entity_id: True}  # every video seen, counted once
+
+
+def test_a_full_refresh_proves_deleted_videos_and_comments_gone(sandbox: SandboxServer, warehouse: Engine) -> None:
+    data: TikTokDataset = sandbox.app.state.tiktok.data
+    ids = [data.user(p).username for p in range(data.dataset.spec.profiles)]
+    inline.sync(warehouse, TIKTOK, _client(sandbox), ids, "run-1", day(0))
+    held = {data.video_id(p, j) for p in range(len(ids)) for j in data.videos_newest_first(p)}
+    data.dataset.epoch = 3
+    inline.sync(warehouse, TIKTOK, _client(sandbox), ids, "run-2", day(3), full_refresh=True)
+    gone = held - {data.video_id(p, j) for p in range(len(ids)) for j in data.videos_newest_first(p)}
+    assert gone and gone <= deleted_ids(warehouse, "tiktok")["posts"]  # each account's walk saw every video
+    assert deleted_ids(warehouse, "tiktok")["comments"]  # complete comment walks of videos that lost some
+    # The capped video's walk proves nothing gone: comments pushed past its 1,000th stay as they were.
+    capped = data.video_id(*(data.busiest_video() or (0, 0)))
+    live = {data.video_id(p, j) for p in range(len(ids)) for j in data.videos_newest_first(p)}
+    assert_tiktok_matches(warehouse, data, covered=live - {capped})
+    p, j = data.busiest_video() or (0, 0)
+    reachable = {data.comment(p, j, *key).id for key in data.reachable_comments(p, j)}
+    assert reachable <= actual(warehouse)["comments"].keys()

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from socialsync.sandbox.server import SandboxServer
 from socialsync.sandbox.youtube_dataset import YouTubeDataset
-from socialsync.storage import schema
+from socialsync.storage import migrate, schema
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.planning import track_entities
 from tests.integration.test_instagram_dag import _airflow, _env, _now, airflow_home, sandbox_for_dags  # noqa: F401
@@ -44,7 +44,7 @@ def test_youtube_sync_loads_the_ground_truth(airflow_home: Path, sandbox_for_dag
         assert statuses == {"succeeded": len(channels)}
         assert enriched == len(channels) + 2 * data.totals()["videos"]  # bios, titles, thumbnails
     finally:
-        schema.metadata.drop_all(engine)
+        migrate.drop_all(engine)
         engine.dispose()
 
 

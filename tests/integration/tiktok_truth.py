@@ -52,7 +52,9 @@ def expected(data: TikTokDataset) -> dict[str, dict[Any, tuple]]:
 
 
 def actual(engine: Engine) -> dict[str, dict[Any, tuple]]:
+    """The warehouse's live TikTok rows (deleted ones, and media of deleted videos, left out)."""
     p, po, m, c = schema.profiles.c, schema.posts.c, schema.media.c, schema.comments.c
+    gone = select(po.post_id).where(po.network == NETWORK, po.deleted.is_(True))
     with engine.connect() as conn:
         return {
             "profiles": {r[0]: tuple(r[1:]) for r in conn.execute(select(
@@ -62,7 +64,8 @@ def actual(engine: Engine) -> dict[str, dict[Any, tuple]]:
                 po.post_id, po.profile_id, po.caption, po.permalink, po.created_at, po.like_count, po.comments_count,
                 po.view_count).where(po.network == NETWORK, po.deleted.is_(False)))},
             "media": {r[0]: tuple(r[1:]) for r in conn.execute(select(
-                m.media_id, m.post_id, m.position, m.media_type, m.url).where(m.network == NETWORK))},
+                m.media_id, m.post_id, m.position, m.media_type, m.url).where(
+                m.network == NETWORK, m.post_id.not_in(gone)))},
             "comments": {r[0]: tuple(r[1:]) for r in conn.execute(select(
                 c.comment_id, c.post_id, c.parent_comment_id, c.content, c.created_at, c.like_count,
                 c.reply_count).where(c.network == NETWORK, c.deleted.is_(False)))},

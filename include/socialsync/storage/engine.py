@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 
-from socialsync.storage.schema import metadata
+from socialsync.storage import migrate
 
 
 def warehouse_engine(url: str | URL, **kwargs: Any) -> Engine:
-    """An engine for ``url`` with the tables created; SQLite gets WAL and a busy timeout."""
+    """An engine for ``url`` with the schema at its newest revision; SQLite gets WAL and a busy timeout."""
     if make_url(url).get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": 60})
     # An extract task's workers (up to a few dozen threads) each hold a connection briefly: a pool
@@ -20,7 +20,7 @@ def warehouse_engine(url: str | URL, **kwargs: Any) -> Engine:
     engine = create_engine(url, future=True, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
-    metadata.create_all(engine)
+    migrate.upgrade(engine)
     return engine
 
 
