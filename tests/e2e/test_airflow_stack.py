@@ -24,6 +24,24 @@ from tests.integration.truth import assert_warehouse_matches
 from tests.sandbox_connections import sandbox_connections
 
 DAG = "instagram_sync"
+DOWNSTREAM = "fresh_instagram_comments"
+# A team's own DAG, scheduled on a socialsync Asset: it runs when a sync has loaded comments.
+DOWNSTREAM_DAG = """
+from datetime import datetime
+
+from airflow.sdk import DAG, Asset, task
+
+with DAG("fresh_instagram_comments", schedule=[Asset("socialsync://instagram/comments")],
+         start_date=datetime(2026, 1, 1), catchup=False):
+
+    @task
+    def report(*, triggering_asset_events=None):
+        rows = [event.extra["rows"] for events in triggering_asset_events.values() for event in events]
+        print(f"fresh comments: {sum(rows)} row(s) in {len(rows)} event(s)")
+        return sum(rows)
+
+    report()
+"""
 
 
 def _free_port() -> int:
@@ -52,7 +70,11 @@ def test_daily_run_clear_and_conf_run_through_the_rest_api(tmp_path: Path) -> No
         with engine.begin() as conn:
             track_entities(conn, "instagram", dataset.profile_ids(), clock())
         connections = sandbox_connections(sandbox.url, url)
-        env = api_env(airflow_env(tmp_path / "airflow", ROOT / "dags", connections), port)
+        dags = tmp_path / "dags"  # the package's DAGs, and a downstream one of the team's own
+        dags.mkdir()
+        (dags / "socialsync_dags.py").symlink_to(ROOT / "dags" / "socialsync_dags.py")
+        (dags / "fresh_instagram_comments.py").write_text(DOWNSTREAM_DAG)
+        env = api_env(airflow_env(tmp_path / "airflow", dags, connections), port)
         env["AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS"] = "2"
         prepare_metadata(env, [Pool("instagram_api", 4, "Instagram Graph API work")])
 
@@ -61,6 +83,9 @@ def test_daily_run_clear_and_conf_run_through_the_rest_api(tmp_path: Path) -> No
             token = api.post("/auth/token", json={"username": "admin", "password": "admin"}).json()["access_token"]
             api.headers["Authorization"] = f"Bearer {token}"
             _wait("the DAG to be parsed", lambda: api.get(f"/api/v2/dags/{DAG}").status_code == 200, logs)
+            _wait("the downstream DAG to be parsed",
+                  lambda: api.get(f"/api/v2/dags/{DOWNSTREAM}").status_code == 200, logs)
+            assert api.patch(f"/api/v2/dags/{DOWNSTREAM}", json={"is_paused": False}).status_code == 200
 
             refused = api.post(f"/api/v2/dags/{DAG}/dagRuns", json={"logical_date": None, "conf": {"scope": "nope"}})
             assert refused.status_code == 400 and "is not one of" in refused.text
@@ -82,6 +107,14 @@ def test_daily_run_clear_and_conf_run_through_the_rest_api(tmp_path: Path) -> No
             assert "rows loaded: " in note and "API requests: " in note
             assert_warehouse_matches(engine, dataset, enrich=True)
             before = checksums(engine)
+
+            # load emitted socialsync://instagram/comments (rows in extra): the downstream DAG ran on it.
+            events = api.get("/api/v2/assets/events", params={"order_by": "timestamp"}).json()["asset_events"]
+            comment_events = [e for e in events if e["uri"] == "socialsync://instagram/comments"]
+            assert comment_events and sum(e["extra"]["rows"] for e in comment_events) > 0, events
+            _wait("the downstream DAG's asset-triggered run", lambda: [
+                r for r in api.get(f"/api/v2/dags/{DOWNSTREAM}/dagRuns").json()["dag_runs"]
+                if r["state"] == "success" and r["run_type"] == "asset_triggered"], logs)
 
             # Clear the finished run, as from the UI: it runs again and changes nothing.
             cleared = api.post(f"/api/v2/dags/{DAG}/clearTaskInstances", json={

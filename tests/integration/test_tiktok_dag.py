@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,15 @@ def test_tiktok_sync_loads_the_ground_truth_and_keeps_no_token(
                 assert not [s for s in secrets if s in path.read_text(errors="replace")], path
         metadata_db = (airflow_home / "airflow.db").read_bytes()  # XCom, rendered fields, task notes
         assert not [s for s in secrets if s.encode() in metadata_db]
+        # load emitted an Asset event per table it changed, with the rows in extra (one batch here).
+        events = sqlite3.connect(airflow_home / "airflow.db").execute(
+            "select a.uri, e.extra from asset_event e join asset a on a.id = e.asset_id "
+            "where a.uri like 'socialsync://tiktok/%' order by e.id").fetchall()
+        extras = {uri: json.loads(extra) for uri, extra in events}
+        tables = ("profiles", "posts", "media", "comments", "metrics")
+        assert set(extras) == {f"socialsync://tiktok/{t}" for t in tables}
+        assert extras["socialsync://tiktok/comments"]["rows"] == data.totals()["reachable_comments"]
+        assert extras["socialsync://tiktok/posts"]["rows"] == data.totals()["videos"]
     finally:
         migrate.drop_all(engine)
         engine.dispose()

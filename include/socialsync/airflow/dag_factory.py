@@ -88,8 +88,9 @@ def build_sync_dag(network: NetworkSpec) -> DAG:
         def submit_enrichment(batch: int) -> dict[str, Any]:
             return tasks.submit_enrichment(name, batch)
 
-        # ALL_DONE: the batch's jobs get closed (and the run shows why) even when a stage failed.
-        @task(task_id="load", trigger_rule=TriggerRule.ALL_DONE)
+        # ALL_DONE: the batch's jobs get closed (and the run shows why) even when a stage failed. It emits
+        # an Asset event (``socialsync://<network>/<table>``, row counts in extra) per table it changed.
+        @task(task_id="load", trigger_rule=TriggerRule.ALL_DONE, outlets=[tasks.tables_alias(name)])
         def load(batch: int) -> dict[str, int]:
             return tasks.load(name, batch)
 

@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from airflow.sdk import get_current_context
+from airflow.sdk import Asset, AssetAlias, get_current_context
 from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from sqlalchemy import Connection
@@ -241,36 +241,68 @@ def load(network_name: str, batch: int) -> dict[str, int]:
     _, params, _, jobs = _batch_jobs(network_name, batch)
     engine = warehouse()
     problems: list[str] = []
+    enriched = 0
     if params.get("enrich", True):
         ml_job_id, vision_job_id = _submitted_jobs()
-        _load_enrichment(engine, network_name, ML, ML_CONN_ID, ml_job_id)
-        _load_enrichment(engine, network_name, VISION, VISION_CONN_ID, vision_job_id)
+        enriched += _load_enrichment(engine, network_name, ML, ML_CONN_ID, ml_job_id)
+        enriched += _load_enrichment(engine, network_name, VISION, VISION_CONN_ID, vision_job_id)
         problems = _missing_enrichments(engine, network_name, jobs)
     with engine.begin() as conn:
         summary = bookkeeping.close_jobs(conn, network_name, jobs, problems, _now(), DEACTIVATE_AFTER_MISSES)
         planning.release_leases(conn, network_name, [job.id for job in jobs])
-    log.info("batch %s closed: %s", batch, summary)
+    log.info("batch %s closed: %s; tables changed: %s", batch, summary,
+             _emit_table_events(network_name, batch, enriched))
     return summary
 
 
-def _load_enrichment(engine: Any, network_name: str, service: str, conn_id: str, job_id: str | None) -> None:
+def _load_enrichment(engine: Any, network_name: str, service: str, conn_id: str, job_id: str | None) -> int:
     if job_id is None:
-        return
+        return 0
     client = job_api(conn_id)
     try:
         state = client.state(job_id)
     except JobApiError as exc:
         log.warning("%s job %s could not be read: %s", service, job_id, exc)
-        return
+        return 0
     finally:
         client.close()
     if state.status == "done" and state.result is not None:
         with engine.begin() as conn:
             stored = store_results(conn, network_name, service, job_id, state.result.items, _now())
         log.info("%s job %s: %s result(s) stored", service, job_id, stored)
-    else:
-        log.warning("%s job %s is %s: its items stay missing for a later run (%s)", service, job_id,
-                    state.status, (state.error or {}).get("message", "no error given"))
+        return stored
+    log.warning("%s job %s is %s: its items stay missing for a later run (%s)", service, job_id,
+                state.status, (state.error or {}).get("message", "no error given"))
+    return 0
+
+
+def table_asset(network_name: str, table: str) -> Asset:
+    """The Asset a network's table is: ``socialsync://instagram/comments``; downstream DAGs schedule on it."""
+    return Asset(f"socialsync://{network_name}/{table}")
+
+
+def tables_alias(network_name: str) -> AssetAlias:
+    """The alias ``load`` emits its tables' events through (only the tables a batch changed)."""
+    return AssetAlias(f"socialsync_{network_name}_tables")
+
+
+def _emit_table_events(network_name: str, batch: int, enriched: int) -> dict[str, int]:
+    """An Asset event for each table this batch changed, with its row counts in ``extra``."""
+    context = get_current_context()
+    ti = context["ti"]
+    loaded = ti.xcom_pull(task_ids=f"{BATCH_GROUP}.normalize", map_indexes=ti.map_index) or {}
+    deleted = {"posts": loaded.get("deleted_posts", 0), "comments": loaded.get("deleted_comments", 0)}
+    changed = {table: loaded.get(table, 0) + deleted.get(table, 0)
+               for table in ("profiles", "posts", "media", "comments", "metrics")}
+    changed["enrichments"] = enriched
+    events = context["outlet_events"][tables_alias(network_name)]
+    for table, rows in changed.items():
+        if rows:
+            extra: dict[str, Any] = {"rows": rows, "batch": batch, "run_id": context["run_id"]}
+            if deleted.get(table):
+                extra["deleted"] = deleted[table]
+            events.add(table_asset(network_name, table), extra=extra)
+    return {table: rows for table, rows in changed.items() if rows}
 
 
 def _missing_enrichments(engine: Any, network_name: str, jobs: list[bookkeeping.JobRef]) -> list[str]:
