@@ -82,6 +82,18 @@ def test_each_batch_runs_its_own_chain_in_a_mapped_group(dagbag: DagBag) -> None
     assert tasks.MAX_BATCHES < MAX_MAP_LENGTH
 
 
+def test_every_dag_and_task_says_what_it_does_and_mapped_tasks_name_their_batch(dagbag: DagBag) -> None:
+    for dag in dagbag.dags.values():
+        assert dag.description and dag.doc_md, dag.dag_id
+        for task in dag.tasks:
+            assert task.doc_md, f"{dag.dag_id}.{task.task_id} has no doc"
+            if task.task_id.startswith("batch.") or task.task_id == "rebuild":
+                # The UI shows "batch 3: 100 profile(s)" (set by the task), not a bare map index.
+                assert task.map_index_template and "batch" in task.map_index_template, task.task_id
+    load = dagbag.dags["youtube_sync"].get_task("batch.load")
+    assert [outlet.name for outlet in load.outlets] == ["socialsync_youtube_tables"]  # the Asset alias
+
+
 def test_enrichment_waits_are_deferrable_http_sensors(dagbag: DagBag) -> None:
     dag = dagbag.dags["instagram_sync"]
     for task_id, conn_id in (("wait_ml", "ml_api"), ("wait_vision", "vision_api")):

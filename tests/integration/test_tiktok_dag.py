@@ -62,6 +62,11 @@ def test_tiktok_sync_loads_the_ground_truth_and_keeps_no_token(
         assert set(extras) == {f"socialsync://tiktok/{t}" for t in tables}
         assert extras["socialsync://tiktok/comments"]["rows"] == data.totals()["reachable_comments"]
         assert extras["socialsync://tiktok/posts"]["rows"] == data.totals()["videos"]
+        # Each mapped task names its batch in the UI, and the extract logs tell how far the batch is.
+        labels = {row[0] for row in sqlite3.connect(airflow_home / "airflow.db").execute(
+            "select rendered_map_index from task_instance where dag_id = 'tiktok_sync' and task_id like 'batch.%'")}
+        assert f"batch 0: {len(ids)} profile(s)" in labels, labels
+        assert f"posts: {len(ids)} of {len(ids)} profile(s) done" in output
     finally:
         migrate.drop_all(engine)
         engine.dispose()

@@ -18,6 +18,8 @@ START_DATE = datetime(2026, 1, 1)
 # [socialsync] options of the Airflow config (or AIRFLOW__SOCIALSYNC__* variables): in-memory reads.
 ENRICH_POLL_SECONDS = conf.getfloat("socialsync", "enrich_poll_seconds", fallback=30.0)
 ENRICH_TIMEOUT = timedelta(seconds=conf.getfloat("socialsync", "enrich_timeout_seconds", fallback=7200.0))
+# A mapped task of a batch shows "batch 3: 100 profile(s)" in the UI, not its map index.
+BATCH_LABEL = "{{ " + tasks.BATCH_LABEL + " }}"
 
 DOC = """
 ### {name}: daily sync
@@ -31,6 +33,24 @@ bad records to `quarantine`) -> `submit_enrichment` (one ML and one image job pe
 closes what no batch closed, sets the run's note and fails the run when more jobs failed than
 `max_failed_percent`. {description}
 """
+
+
+PLAN_DOC = """Picks the due profiles (or `conf.entity_ids`), admits what today's API quota allows (the rest
+are deferred, said in this log and the `quota` XCom), opens a `sync_jobs` row each and cuts them into
+batches. A bad `conf` is refused here, before anything is written."""
+EXTRACT_POSTS_DOC = """Profile pages, then post pages of each profile of the batch into `raw_pages`, the cursor
+committed with every page: a retry or a cleared run goes on from the last page. Its log says how many
+profiles are done of the batch's."""
+EXTRACT_COMMENTS_DOC = """The comment pages of each post that needs them (new, recent, or whose count moved), each
+post's pass its own `sync_tasks` row; a pass that cannot be proven complete ends `partial`."""
+NORMALIZE_DOC = """Validates and maps the batch's raw pages, upserts the normalized tables, quarantines bad records,
+marks what complete passes proved deleted and moves watermarks, one transaction per job."""
+SUBMIT_DOC = """Submits one ML job (texts) and one image-recognition job (media) for what lacks enrichment."""
+WAIT_DOC = """Waits, deferred on the triggerer, for the enrichment job to finish (its status read from the body)."""
+LOAD_DOC = """Stores the enrichments, closes the batch's jobs with what their sub-syncs did, and emits an Asset
+event (`socialsync://<network>/<table>`, rows in `extra`) for each table the batch changed."""
+SUMMARIZE_DOC = """Closes what no batch closed, writes the run's note (jobs per status, rows, requests) and fails
+the run when more jobs failed than `max_failed_percent`."""
 
 
 def _timeout(option: str, minutes: float) -> timedelta:
@@ -64,33 +84,39 @@ def build_sync_dag(network: NetworkSpec) -> DAG:
         default_args=default_args,
         params=sync_params(network.entity_id_pattern),
         tags=["socialsync", name],
+        description=f"Daily {name} sync: profiles, posts, comments, metrics and enrichment into the warehouse",
         doc_md=DOC.format(name=name, description=network.description),
     ) as dag:
 
-        @task(task_id="plan", execution_timeout=PLAN_TIMEOUT)
+        @task(task_id="plan", execution_timeout=PLAN_TIMEOUT, doc_md=PLAN_DOC)
         def plan() -> list[int]:
             return tasks.plan(name)
 
-        @task(task_id="extract_posts", pool=network.pool_name, execution_timeout=EXTRACT_TIMEOUT)
+        @task(task_id="extract_posts", pool=network.pool_name, execution_timeout=EXTRACT_TIMEOUT,
+              map_index_template=BATCH_LABEL, doc_md=EXTRACT_POSTS_DOC)
         def extract_posts(batch: int) -> dict[str, int]:
             return tasks.extract_posts(name, batch)
 
-        @task(task_id="extract_comments", pool=network.pool_name, execution_timeout=EXTRACT_TIMEOUT)
+        @task(task_id="extract_comments", pool=network.pool_name, execution_timeout=EXTRACT_TIMEOUT,
+              map_index_template=BATCH_LABEL, doc_md=EXTRACT_COMMENTS_DOC)
         def extract_comments(batch: int) -> dict[str, int]:
             return tasks.extract_comments(name, batch)
 
         # ALL_DONE: what the extract steps fetched before one of them failed still loads.
-        @task(task_id="normalize", trigger_rule=TriggerRule.ALL_DONE, execution_timeout=NORMALIZE_TIMEOUT)
+        @task(task_id="normalize", trigger_rule=TriggerRule.ALL_DONE, execution_timeout=NORMALIZE_TIMEOUT,
+              map_index_template=BATCH_LABEL, doc_md=NORMALIZE_DOC)
         def normalize(batch: int) -> dict[str, int]:
             return tasks.normalize(name, batch)
 
-        @task(task_id=tasks.SUBMIT_TASK_ID, multiple_outputs=True)
+        @task(task_id=tasks.SUBMIT_TASK_ID, multiple_outputs=True, map_index_template=BATCH_LABEL,
+              doc_md=SUBMIT_DOC)
         def submit_enrichment(batch: int) -> dict[str, Any]:
             return tasks.submit_enrichment(name, batch)
 
         # ALL_DONE: the batch's jobs get closed (and the run shows why) even when a stage failed. It emits
         # an Asset event (``socialsync://<network>/<table>``, row counts in extra) per table it changed.
-        @task(task_id="load", trigger_rule=TriggerRule.ALL_DONE, outlets=[tasks.tables_alias(name)])
+        @task(task_id="load", trigger_rule=TriggerRule.ALL_DONE, outlets=[tasks.tables_alias(name)],
+              map_index_template=BATCH_LABEL, doc_md=LOAD_DOC)
         def load(batch: int) -> dict[str, int]:
             return tasks.load(name, batch)
 
@@ -103,7 +129,8 @@ def build_sync_dag(network: NetworkSpec) -> DAG:
             waits = [
                 JobStatusSensor(task_id=task_id, http_conn_id=conn_id, job_id=cast(str, submitted[key]),
                                 poke_interval=ENRICH_POLL_SECONDS, timeout=ENRICH_TIMEOUT.total_seconds(),
-                                mode="reschedule", deferrable=True, retries=1)
+                                mode="reschedule", deferrable=True, retries=1,
+                                map_index_template="batch {{ ti.map_index }}", doc_md=WAIT_DOC)
                 for task_id, conn_id, key in (("wait_ml", tasks.ML_CONN_ID, "ml_job_id"),
                                               ("wait_vision", tasks.VISION_CONN_ID, "vision_job_id"))
             ]
@@ -111,7 +138,7 @@ def build_sync_dag(network: NetworkSpec) -> DAG:
             waits >> load(batch)
 
         # ALL_DONE: the run's outcome is told (and its leftovers closed) whatever its batches did.
-        @task(task_id="summarize", trigger_rule=TriggerRule.ALL_DONE, retries=0)
+        @task(task_id="summarize", trigger_rule=TriggerRule.ALL_DONE, retries=0, doc_md=SUMMARIZE_DOC)
         def summarize() -> dict[str, Any]:
             return tasks.summarize(name)
 
@@ -142,19 +169,23 @@ def build_rebuild_dag(network: NetworkSpec) -> DAG:
                       "execution_timeout": NORMALIZE_TIMEOUT},
         params=rebuild_params(),
         tags=["socialsync", name, "rebuild"],
+        description=f"Rebuild {name}'s normalized tables from raw pages, with no request to the network",
         doc_md=REBUILD_DOC.format(name=name),
     ) as dag:
 
         # While a sync of the network runs, plan is refused and retried until it is done.
-        @task(task_id="plan", retries=24, retry_delay=timedelta(minutes=5), execution_timeout=PLAN_TIMEOUT)
+        @task(task_id="plan", retries=24, retry_delay=timedelta(minutes=5), execution_timeout=PLAN_TIMEOUT,
+              doc_md="Waits for no sync of the network to run, clears the derived tables, deals the jobs into "
+                     "batches by profile.")
         def plan() -> list[int]:
             return tasks.plan_rebuild(name)
 
-        @task(task_id="rebuild")
+        @task(task_id="rebuild", map_index_template=BATCH_LABEL,
+              doc_md="Normalizes the batch's jobs again from `raw_pages`, oldest job first; no API request.")
         def rebuild(batch: int) -> dict[str, int]:
             return tasks.rebuild_batch(name, batch)
 
-        @task(task_id="finish", trigger_rule=TriggerRule.ALL_DONE)
+        @task(task_id="finish", trigger_rule=TriggerRule.ALL_DONE, doc_md="Releases the rebuild's lock on the network.")
         def finish() -> None:
             tasks.finish_rebuild(name)
 

@@ -158,7 +158,12 @@ def _batch_jobs(network_name: str, batch: int) -> tuple[str, dict[str, Any], dat
     run_id, params, run_time = _run()
     with warehouse().connect() as conn:
         jobs = bookkeeping.jobs_in_batch(conn, network_name, run_id, batch)
+    # What the UI shows for this mapped task instead of its index (``map_index_template``).
+    get_current_context()[BATCH_LABEL] = f"batch {batch}: {len(jobs)} profile(s)"  # type: ignore[literal-required]
     return run_id, params, run_time, jobs
+
+
+BATCH_LABEL = "batch_label"
 
 
 def _last_try() -> bool:
@@ -397,9 +402,7 @@ def plan_rebuild(network_name: str) -> list[int]:
 
 def rebuild_batch(network_name: str, batch: int) -> dict[str, int]:
     """Normalize again every job of the batch, entity by entity in job order: no network request."""
-    run_id, _, _ = _run()
-    with warehouse().connect() as conn:
-        jobs = bookkeeping.jobs_in_batch(conn, network_name, run_id, batch)
+    _, _, _, jobs = _batch_jobs(network_name, batch)
     return normalize_jobs(warehouse(), get_network(network_name), [job.id for job in jobs], _now).as_xcom()
 
 

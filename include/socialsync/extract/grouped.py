@@ -46,7 +46,8 @@ class Report(Protocol):
 def grouped_posts(engine: Engine, network: NetworkSpec, client: GroupedPostsClient,
                   jobs: Sequence[bookkeeping.JobRef], window: Window, report: Report, clock: Callable[[], datetime],
                   expected: Callable[[bookkeeping.JobRef], int | None],
-                  failed: Callable[[list[bookkeeping.JobRef], ApiError], None], workers: int) -> None:
+                  failed: Callable[[list[bookkeeping.JobRef], ApiError], None], workers: int,
+                  finished: Callable[[bookkeeping.JobRef], None] = lambda job: None) -> None:
     """Walk the posts of ``jobs``, a group per query; ``failed`` handles an error that ends a group's walk."""
     with engine.begin() as conn:
         tasks = {job.id: bookkeeping.begin_task(conn, job.id, "posts", job.entity_id) for job in jobs}
@@ -78,6 +79,9 @@ def grouped_posts(engine: Engine, network: NetworkSpec, client: GroupedPostsClie
                             cursor["walk"] = step.state
                         bookkeeping.set_job_cursor(conn, job.id, cursor)
                 report.add(pages=len(step.pages), items=sum(page.item_count for page in step.pages))
+                for entity_id in step.ended:
+                    if entity_id in by_entity:
+                        finished(by_entity[entity_id])
         except PageAnomaly as exc:
             log.warning("posts walk of %s profile(s) stopped by an anomaly, their jobs end partial: %s",
                         len(active), exc)

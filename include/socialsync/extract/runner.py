@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, cast
@@ -98,6 +99,30 @@ class ExtractStep(Protocol):
                  last_try: bool = True) -> ExtractReport: ...
 
 
+class Progress:
+    """A line in the task's log each time a profile is done: how far the batch is, pages and requests so far."""
+
+    def __init__(self, step: str, total: int, report: ExtractReport, client: NetworkClient) -> None:
+        self.step, self.total, self.report, self.client = step, total, report, client
+        self.done = 0
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def of(self, job: bookkeeping.JobRef) -> Iterator[None]:
+        try:
+            yield
+        finally:
+            self.finished(job)
+
+    def finished(self, job: bookkeeping.JobRef) -> None:
+        with self._lock:
+            self.done += 1
+            done = self.done
+        log.info("%s: %s of %s profile(s) done (last %s); %s page(s), %s item(s), %s request(s) so far",
+                 self.step, done, self.total, job.entity_id, self.report.pages, self.report.items,
+                 self.client.requests)
+
+
 def _error_text(exc: BaseException) -> str:
     return str(exc)[:2000]
 
@@ -115,12 +140,14 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
     """
     report = ExtractReport()
     requests_before = client.requests
+    progress = Progress("posts", len([job for job in jobs if job.status not in bookkeeping.FINISHED]), report, client)
 
     def work(job: bookkeeping.JobRef) -> None:
         if _stopped_before(engine, client, job, report, clock):
             return
         try:
-            _posts(engine, network, client, job, window, report, clock)
+            with progress.of(job):
+                _posts(engine, network, client, job, window, report, clock)
         except AuthError as exc:
             client.budget.stop(exc)  # the connection is wrong: every job would fail the same way
             raise
@@ -141,7 +168,7 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
             grouped_posts(engine, network, cast(GroupedPostsClient, client), live, window, report, clock,
                           expected=lambda job: _expected_posts(engine, network, job),
                           failed=lambda group, exc: _group_failed(engine, client, group, exc, report, clock, last_try),
-                          workers=client.budget.max_in_flight)
+                          workers=client.budget.max_in_flight, finished=progress.finished)
         elif "posts" in window.scope:
             _each_concurrently(work, live, client.budget.max_in_flight)
     finally:
@@ -379,6 +406,8 @@ def extract_comments(engine: Engine, network: NetworkSpec, client: NetworkClient
     if "comments" not in window.scope:
         return report
     requests_before = client.requests
+    progress = Progress("comments", len([j for j in jobs if j.status not in ("failed", "succeeded", "skipped")]),
+                        report, client)
     # Comment threads of every job share one pool: a profile with thousands of posts keeps every
     # worker busy, and the budget bounds what is in flight whatever the two pools hold.
     with ThreadPoolExecutor(max_workers=client.budget.max_in_flight, thread_name_prefix="comments") as threads:
@@ -388,7 +417,8 @@ def extract_comments(engine: Engine, network: NetworkSpec, client: NetworkClient
                 return
             report.add(jobs=1)
             try:
-                _comments_of_job(engine, network, client, job, window, report, clock, last_try, threads)
+                with progress.of(job):
+                    _comments_of_job(engine, network, client, job, window, report, clock, last_try, threads)
             except AuthError as exc:
                 client.budget.stop(exc)
                 raise
