@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import csv
 import io
+import statistics
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -24,7 +25,7 @@ from socialsync.storage.staging import StagedUpserts
 NETWORK = "bench"
 PAGE_ROWS = 50  # a comment page of the Graph API at its largest
 MOMENT = datetime(2026, 11, 1, tzinfo=UTC)
-ROUNDS = 3  # the best of a few rounds, alternating: the 2-core box is shared and drifts
+ROUNDS = 5  # paired rounds, the order swapped each round: the ratio is their median (the box is shared)
 
 
 def synthetic_rows(rows: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -52,17 +53,25 @@ def measure_load(engine_url: str, rows: int) -> dict[str, float]:
     engine = warehouse_engine(engine_url)
     post_rows, comment_rows = synthetic_rows(rows)
     bare = _bare_postgres if engine.dialect.name == "postgresql" else _bare_sqlite
-    staged_s = bare_s = float("inf")
+    ways: dict[str, Callable[[Connection], None]] = {
+        "staged": lambda conn: _staged(conn, post_rows, comment_rows),
+        "bare": lambda conn: bare(conn, post_rows, comment_rows)}
+    best = dict.fromkeys(ways, float("inf"))
+    ratios = []
     try:
-        for _ in range(ROUNDS):
-            staged_s = min(staged_s, _timed(engine, lambda conn: _staged(conn, post_rows, comment_rows)))
-            bare_s = min(bare_s, _timed(engine, lambda conn: bare(conn, post_rows, comment_rows)))
+        for n in range(ROUNDS):
+            # Each round times both ways back to back, from the same server state (emptied, vacuumed,
+            # checkpointed), first one then the other: a drift of the shared box lands on both.
+            took = {name: _timed(engine, ways[name]) for name in (("staged", "bare") if n % 2 else ("bare", "staged"))}
+            ratios.append(took["bare"] / took["staged"])
+            best = {name: min(best[name], took[name]) for name in ways}
     finally:
         _clear(engine)
         engine.dispose()
     loaded = len(post_rows) + len(comment_rows)
-    return {"rows": float(loaded), "staged_rows_per_s": loaded / staged_s, "bare_rows_per_s": loaded / bare_s,
-            "ratio": bare_s / staged_s}
+    return {"rows": float(loaded), "staged_rows_per_s": loaded / best["staged"],
+            "bare_rows_per_s": loaded / best["bare"], "ratio": statistics.median(ratios),
+            "ratio_low": min(ratios), "ratio_high": max(ratios)}
 
 
 def _clear(engine: Engine) -> None:
@@ -73,6 +82,10 @@ def _clear(engine: Engine) -> None:
 
 def _timed(engine: Engine, load: Callable[[Connection], None]) -> float:
     _clear(engine)
+    if engine.dialect.name == "postgresql":  # dead rows and dirty pages of the last round are not this one's cost
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM comments, posts")
+            conn.exec_driver_sql("CHECKPOINT")
     start = time.perf_counter()
     with engine.begin() as conn:
         load(conn)

@@ -431,15 +431,17 @@ def bench_load(bench: Bench) -> None:
         return
     staged = next((v for k, v in result.items() if "staged" in k), None)
     bare = next((v for k, v in result.items() if "bare" in k), None)
-    ratio = next((v for k, v in result.items() if "ratio" in k), None)
+    ratio = result.get("ratio")  # the median of paired rounds
     if ratio is None and staged and bare:
         ratio = staged / bare
+    spread = (f" (rounds {result['ratio_low']:.2f} to {result['ratio_high']:.2f})"
+              if "ratio_low" in result and "ratio_high" in result else "")
     rest = {k: v for k, v in result.items() if not any(w in k for w in ("staged", "bare", "ratio", "rows"))}
     measured = (f"{_number(staged)} rows/s" if staged is not None else _figures(result)) + \
         (f" ({_figures(rest)})" if rest and staged is not None else "")
     bench.add(Row("load", what, measured,
                   f"bare COPY + upsert {_number(bare)} rows/s" if bare is not None else "bare COPY + upsert",
-                  f"{ratio:.2f}x" if ratio is not None else "?", "≥ 0.8x",
+                  f"{ratio:.2f}x{spread}" if ratio is not None else "?", "≥ 0.8x",
                   verdict(ratio is not None and ratio >= 0.8)))
 
 
