@@ -10,6 +10,7 @@ from sqlalchemy import Engine, select
 
 from socialsync.sandbox.tiktok_dataset import TikTokDataset
 from socialsync.storage import schema
+from tests.integration.truth import assert_tables_match
 
 NETWORK = "tiktok"
 CALLS = ("user_info", "video_query", "comment_list")
@@ -82,14 +83,7 @@ def assert_tiktok_matches(engine: Engine, data: TikTokDataset, covered: set[str]
             for rows in (want[table], got[table]):
                 for key in [k for k, row in rows.items() if video_of(k, row) not in covered]:
                     del rows[key]
-    for table in want:
-        missing = want[table].keys() - got[table].keys()
-        extra = got[table].keys() - want[table].keys()
-        wrong = [k for k in want[table].keys() & got[table].keys() if want[table][k] != got[table][k]]
-        assert not (missing or extra or wrong), (
-            f"{table}: {len(missing)} missing (e.g. {sorted(missing)[:3]}), {len(extra)} extra "
-            f"(e.g. {sorted(extra)[:3]}), {len(wrong)} differ"
-            + (f", e.g. {wrong[0]}: want {want[table][wrong[0]]} got {got[table][wrong[0]]}" if wrong else ""))
+    assert_tables_match(want, got)
 
 
 def first_sync_requests(data: TikTokDataset, accounts: list[int], as_of: date, page_size: int = 100) -> dict[str, int]:
