@@ -1,9 +1,10 @@
 """``make demo``: a real sync of every registered network through Airflow 3 against the sandbox, into SQLite.
 
-Starts the sandbox on 127.0.0.1:8090, prepares a local Airflow (SQLite metadata, connections and
-pools from ``airflow_settings.yaml``), tracks the sandbox's profiles of each network, runs ``airflow
-dags test <network>_sync`` for each and prints what landed in each table next to the sandbox's
-ground truth, one table per network.
+Starts the sandbox on a free port of 127.0.0.1, prepares a local Airflow (SQLite metadata, connections
+and pools from ``airflow_settings.yaml``, pointed at that port), tracks the sandbox's profiles of each
+network, runs ``airflow dags test <network>_sync`` for each and prints what landed in each table next
+to the sandbox's ground truth, one table per network. It works in ``.demo/run`` only: a ``make
+airflow`` running at the same time (sandbox on :8090, warehouse in ``.demo``) is left alone.
 """
 
 from __future__ import annotations
@@ -64,7 +65,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profiles", type=int, default=60)
     parser.add_argument("--latency-ms", type=float, default=5.0, help="the sandbox's answer delay")
-    parser.add_argument("--workdir", type=Path, default=ROOT / ".demo")
+    parser.add_argument("--workdir", type=Path, default=ROOT / ".demo" / "run")
     parser.add_argument("--verbose", action="store_true", help="show the Airflow task logs")
     args = parser.parse_args(argv)
 
@@ -100,7 +101,10 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     config = SandboxConfig(spec=spec, job_seconds=2.0, latency_ms=args.latency_ms)
-    with SandboxServer(config, port=DEFAULT_PORT) as sandbox:
+    with SandboxServer(config, port=0) as sandbox:  # a free port: never the one a running `make airflow` holds
+        default = f"127.0.0.1:{DEFAULT_PORT}"
+        env = {key: value.replace(default, sandbox.url.removeprefix("http://")) if key.startswith("AIRFLOW_CONN_")
+               else value for key, value in env.items()}
         for name in networks:
             print(f"3/4 sandbox on {sandbox.url}; running `airflow dags test {REGISTRY[name].dag_id}` ...",
                   flush=True)
