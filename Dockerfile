@@ -2,5 +2,10 @@
 FROM apache/airflow:3.3.2-python3.11
 COPY --chown=airflow:root pyproject.toml constraints.txt README.md /opt/socialsync/
 COPY --chown=airflow:root include /opt/socialsync/include
-RUN pip install --no-cache-dir -c /opt/socialsync/constraints.txt /opt/socialsync
+# Editable (-e): Python imports socialsync from /opt/socialsync/include itself, so the ./include mount
+# of docker-compose.yaml makes the working tree's code the live code (a restart picks up a change)
+# and the image still runs on its own copy without the mount. The console script and the
+# dependencies are installed as usual.
+RUN pip install --no-cache-dir -c /opt/socialsync/constraints.txt -e /opt/socialsync
 COPY --chown=airflow:root dags /opt/airflow/dags
+COPY --chown=airflow:root plugins /opt/airflow/plugins

@@ -151,7 +151,9 @@ class SandboxServer:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="Serve the socialsync sandbox on 127.0.0.1.")
+    parser = argparse.ArgumentParser(description="Serve the socialsync sandbox (on 127.0.0.1 unless --host).")
+    parser.add_argument("--host", default="127.0.0.1",
+                        help="the address to listen on: 0.0.0.0 in a container, for the other services")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT)
     parser.add_argument("--seed", type=int, default=DatasetSpec.seed)
     parser.add_argument("--profiles", type=int, default=DatasetSpec.profiles)
@@ -175,8 +177,8 @@ def main(argv: list[str] | None = None) -> None:
                            tiktok_requests_per_day=args.tiktok_requests_per_day,
                            tiktok_records_per_day=args.tiktok_records_per_day,
                            faults=FaultPlan(rate=args.fault_rate, seed=args.seed))
-    print(f"socialsync sandbox on http://127.0.0.1:{args.port} ({spec.profiles} profiles)", flush=True)
-    uvicorn.run(build_app(config), host="127.0.0.1", port=args.port, log_level="warning")
+    print(f"socialsync sandbox on http://{args.host}:{args.port} ({spec.profiles} profiles)", flush=True)
+    uvicorn.run(build_app(config), host=args.host, port=args.port, log_level="warning")
 
 
 if __name__ == "__main__":
