@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # The bench's extra (dlt, for the reference pipeline) has a stamp of its own: demo and test never install it.
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test sandbox airflow lint bench clean
+.PHONY: demo test sandbox airflow lint bench clean debian-packages
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -15,10 +15,26 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
+# Debian packages the suite starts itself: redis-server (the Celery e2e's broker) and chromium (the UI
+# test's browser). Installed with apt-get only when missing, as root or through sudo, never interactively.
+# (Where systemd runs, Debian also starts its own Redis service on :6379; the tests never use it.)
+DEBIAN_PACKAGES := redis-server chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get
+
+debian-packages:
+	@missing=""; for pkg in $(DEBIAN_PACKAGES); do \
+		command -v $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		$(APT_GET) update -q && $(APT_GET) install -y -q --no-install-recommends $$missing; \
+	fi
+
 demo: $(STAMP)
 	$(PY) -m socialsync.local.demo
 
-test: $(STAMP)
+test: $(STAMP) debian-packages
 	$(PY) -m pytest
 
 sandbox: $(STAMP)

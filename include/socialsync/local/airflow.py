@@ -2,7 +2,8 @@
 
 Starts the sandbox and Airflow's api-server, scheduler, dag-processor and triggerer as separate
 processes bound to loopback (``airflow standalone`` serves logs on every interface), with the
-connections and pools of ``airflow_settings.yaml``; Ctrl-C stops them all.
+connections and pools of ``airflow_settings.yaml`` and task slots sized for the machine
+(``settings.sized_env``); Ctrl-C stops them all.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import httpx
 
-from socialsync.local.settings import Pool, airflow_env, connection_uris, load_settings, pools
+from socialsync.local.settings import Pool, airflow_env, connection_uris, load_settings, pools, sized_env, this_machine
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
 from socialsync.sandbox.server import DEFAULT_PORT
 from socialsync.storage.engine import warehouse_engine
@@ -40,6 +41,8 @@ def api_env(env: dict[str, str], api_port: int) -> dict[str, str]:
         "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{api_port}",
         "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+        # The sync API and the jobs page (plugins/socialsync_plugin.py) on the api-server.
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(ROOT / "plugins"),
         "AIRFLOW__SCHEDULER__ENABLE_HEALTH_CHECK": "False",
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "10",
         # Where a run's summary task writes the run's note (every local user is an admin).
@@ -58,9 +61,14 @@ def prepare_metadata(env: dict[str, str], pool_list: list[Pool]) -> None:
 
 
 @contextmanager
-def local_airflow(env: dict[str, str], api_port: int, logs: Path,
-                  extra: dict[str, list[str]] | None = None) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
-    """Airflow's four components (and ``extra`` processes) until the block ends; then all stopped."""
+def local_airflow(env: dict[str, str], api_port: int, logs: Path, extra: dict[str, list[str]] | None = None,
+                  process_env: dict[str, dict[str, str]] | None = None,
+                  ) -> Iterator[dict[str, subprocess.Popen[bytes]]]:
+    """Airflow's four components (and ``extra`` processes) until the block ends; then all stopped.
+
+    Each process logs to ``logs/<name>.log``; ``process_env`` adds variables to the named processes' ``env``
+    (e.g. a name of its own for each of several Celery workers).
+    """
     airflow = [sys.executable, "-m", "airflow"]
     commands = {
         **(extra or {}),
@@ -74,8 +82,8 @@ def local_airflow(env: dict[str, str], api_port: int, logs: Path,
     try:
         for name, cmd in commands.items():
             with (logs / f"{name}.log").open("wb") as log:
-                running[name] = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                                 start_new_session=True)
+                running[name] = subprocess.Popen(cmd, env={**env, **(process_env or {}).get(name, {})},
+                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         _wait_for_api(api_port, running)
         yield running
     finally:
@@ -114,6 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     workdir = ROOT / ".demo"
     env = api_env(airflow_env(workdir / "airflow", ROOT / "dags", connection_uris(settings, ROOT)), args.port)
     env["AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS"] = "5"
+    machine = this_machine()
+    sizing = sized_env(machine)
+    env.update(sizing)
     prepare_metadata(env, pools(settings))
     engine = warehouse_engine(f"sqlite:///{workdir / 'warehouse.db'}")
     with engine.begin() as conn:
@@ -126,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     logs = workdir / "logs"
     with local_airflow(env, args.port, logs, extra={"sandbox": sandbox}) as running:
         print(f"Airflow UI: http://127.0.0.1:{args.port}  (DAG instagram_sync starts paused: unpause or trigger it)")
+        print(f"sized for {machine.cpus} CPU(s), {machine.memory_bytes / 2**30:.1f} GiB: "
+              + ", ".join(f"{k.removeprefix('AIRFLOW__').lower().replace('__', '.')}={v}" for k, v in sizing.items()))
         print(f"sandbox: http://127.0.0.1:{DEFAULT_PORT}; logs: {logs}; Ctrl-C stops everything", flush=True)
         try:
             while all(p.poll() is None for p in running.values()):

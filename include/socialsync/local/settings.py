@@ -1,4 +1,5 @@
-"""Reads ``airflow_settings.yaml`` (Astronomer format) into Airflow's own env-var connections."""
+"""Reads ``airflow_settings.yaml`` (Astronomer format) into Airflow's own env-var connections; sizes a local
+Airflow for the machine it runs on."""
 
 from __future__ import annotations
 
@@ -61,3 +62,69 @@ def airflow_env(airflow_home: Path, dags_folder: Path, connections: dict[str, st
         "NO_PROXY": "*",
     })
     return env
+
+
+# Sizing a local Airflow (``make airflow``) for its machine instead of Airflow's defaults (32 task slots,
+# 16 a DAG, whatever the machine). A task slot is a supervisor and a task process (two Airflow interpreters,
+# ~0.5 GiB together); tasks mostly wait on HTTP, so two slots a CPU keep the CPUs busy without thrashing.
+SLOTS_PER_CPU = 2
+MEMORY_PER_SLOT = 512 * 2**20
+# What the api-server, scheduler, dag-processor, triggerer and the sandbox hold before any task runs.
+MEMORY_RESERVED = 2 * 2**30
+MIN_SLOTS, MAX_SLOTS = 2, 32  # at least plan + one batch task; never more than Airflow's own default
+
+
+@dataclass(frozen=True)
+class Machine:
+    cpus: int
+    memory_bytes: int
+
+
+def this_machine() -> Machine:
+    """The CPUs this process may run on (its affinity, not the host's count) and the physical memory."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):
+        memory = 0  # unknown: the CPUs decide alone
+    return Machine(cpus=max(1, cpus), memory_bytes=max(0, memory))
+
+
+def task_slots(machine: Machine) -> int:
+    """Tasks that may run at once: two a CPU, as many as the memory left after the components holds."""
+    by_cpu = SLOTS_PER_CPU * machine.cpus
+    if machine.memory_bytes:
+        by_cpu = min(by_cpu, (machine.memory_bytes - MEMORY_RESERVED) // MEMORY_PER_SLOT)
+    return int(max(MIN_SLOTS, min(MAX_SLOTS, by_cpu)))
+
+
+def sized_env(machine: Machine) -> dict[str, str]:
+    """The ``AIRFLOW__*`` settings of a local Airflow sized for ``machine`` (deterministic in it)."""
+    slots = task_slots(machine)
+    return {
+        "AIRFLOW__CORE__PARALLELISM": str(slots),  # the LocalExecutor's worker processes too
+        "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(slots),
+        # One DAG file: a second parser is only worth a CPU to spare.
+        "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": str(max(1, min(2, machine.cpus // 2))),
+    }
+
+
+# Several workers on one machine (the Celery e2e) each name themselves through this variable.
+HOSTNAME_VARIABLE = "SOCIALSYNC_HOSTNAME"
+
+
+def process_hostname() -> str:
+    """``[core] hostname_callable`` naming a worker by ``$SOCIALSYNC_HOSTNAME``, else by the host's FQDN.
+
+    A task instance's ``hostname`` tells which worker ran it; two workers on one host would otherwise both
+    report the host's name.
+    """
+    name = os.environ.get(HOSTNAME_VARIABLE)
+    if name:
+        return name
+    from airflow.utils.net import getfqdn  # Airflow's default callable
+
+    return str(getfqdn())
