@@ -39,15 +39,22 @@ app = FastAPI(
 
 
 # --- auth: Airflow's own user, and its permission on the network's DAG ----------------------------
-def _check(user: Any, network: NetworkSpec, method: str) -> None:
+def _allowed(user: Any, network: NetworkSpec, method: str) -> bool:
     from airflow.api_fastapi.app import get_auth_manager
     from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
 
-    allowed = get_auth_manager().is_authorized_dag(method=method, access_entity=DagAccessEntity.RUN,  # type: ignore[arg-type]
-                                                   details=DagDetails(id=network.dag_id), user=user)
-    if not allowed:
+    return bool(get_auth_manager().is_authorized_dag(method=method, access_entity=DagAccessEntity.RUN,  # type: ignore[arg-type]
+                                                     details=DagDetails(id=network.dag_id), user=user))
+
+
+def _check(user: Any, network: NetworkSpec, method: str) -> None:
+    if not _allowed(user, network, method):
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"not allowed to {'run' if method == 'POST' else 'read'} "
                                                        f"DAG {network.dag_id}")
+
+
+def _readable_networks(user: Any) -> list[NetworkSpec]:
+    return [spec for spec in REGISTRY.values() if _allowed(user, spec, "GET")]
 
 
 def _spec(network: str) -> NetworkSpec:
@@ -126,14 +133,8 @@ Cursor = Annotated[str | None, Query(description="next_cursor of the previous pa
 # --- routes -----------------------------------------------------------------------------------------
 @app.get("/v1/networks", response_model=list[models.Network], summary="The networks this user may read")
 def list_networks(user: User) -> list[dict[str, Any]]:
-    out = []
-    for spec in REGISTRY.values():
-        try:
-            _check(user, spec, "GET")
-        except HTTPException:
-            continue
-        out.append({"name": spec.name, "dag_id": spec.dag_id, "description": spec.description})
-    return out
+    return [{"name": spec.name, "dag_id": spec.dag_id, "description": spec.description}
+            for spec in _readable_networks(user)]
 
 
 @app.post("/v1/networks/{network}/syncs", response_model=models.SyncStarted, status_code=status.HTTP_201_CREATED,
@@ -284,13 +285,7 @@ def post_enrichments(spec: Readable, engine: Warehouse, post_id: str, cursor: Cu
 def jobs_page(user: User, engine: Warehouse, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> HTMLResponse:
     networks = []
     with engine.connect() as conn:
-        readable_specs = []
-        for spec in REGISTRY.values():
-            try:
-                _check(user, spec, "GET")
-            except HTTPException:
-                continue
-            readable_specs.append(spec)
+        readable_specs = _readable_networks(user)
         day = queries.job_status_by_network(conn, [s.name for s in readable_specs],
                                             datetime.now(UTC) - timedelta(days=1))
         for spec in readable_specs:
