@@ -293,6 +293,10 @@ def test_connections_point_at_services_of_the_stack(compose):
                   if key.startswith("AIRFLOW_CONN_") and value.lstrip().startswith("{")}
     assert {"AIRFLOW_CONN_INSTAGRAM_API", "AIRFLOW_CONN_YOUTUBE_API", "AIRFLOW_CONN_TIKTOK_API",
             "AIRFLOW_CONN_ML_API", "AIRFLOW_CONN_VISION_API"} <= set(http_conns)
+    # The run notes go to the api-server, as the admin airflow-init creates; every API to the sandbox.
+    notes = urlsplit(http_conns.pop("AIRFLOW_CONN_AIRFLOW_API")["host"])
+    execution = urlsplit(env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"])
+    assert (notes.hostname, notes.port) == (execution.hostname, execution.port)
     for key, conn in http_conns.items():
         host = urlsplit(conn["host"])
         assert (host.hostname, host.port) == ("sandbox", sandbox_port), key

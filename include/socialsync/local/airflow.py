@@ -137,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     logs = workdir / "logs"
     with local_airflow(env, args.port, logs, extra={"sandbox": sandbox}) as running:
         print(f"Airflow UI: http://127.0.0.1:{args.port}  (DAG instagram_sync starts paused: unpause or trigger it)")
+        print(f"sync jobs page: http://127.0.0.1:{args.port}/plugin/socialsync-jobs; "
+              f"sync API: http://127.0.0.1:{args.port}/socialsync/docs")
         print(f"sized for {machine.cpus} CPU(s), {machine.memory_bytes / 2**30:.1f} GiB: "
               + ", ".join(f"{k.removeprefix('AIRFLOW__').lower().replace('__', '.')}={v}" for k, v in sizing.items()))
         print(f"sandbox: http://127.0.0.1:{DEFAULT_PORT}; logs: {logs}; Ctrl-C stops everything", flush=True)
