@@ -14,11 +14,17 @@ class SocialsyncPlugin(AirflowPlugin):
     name = "socialsync"
     # Mounted at /socialsync: the API under /socialsync/v1, its OpenAPI at /socialsync/docs.
     fastapi_apps = [{"app": app, "url_prefix": PREFIX, "name": "socialsync sync API"}]
-    # Airflow 3.1+ external view: Browse -> Sync jobs, the page rendered inside the UI.
+    # Airflow 3.1+ external views, rendered inside the UI: Browse -> Sync jobs, and a tab on each DAG run.
     external_views = [{
         "name": "Sync jobs",
         "href": f"{PREFIX}/ui/jobs",
         "destination": "nav",
         "category": "browse",
         "url_route": "socialsync-jobs",
+    }, {
+        # A tab on every DAG run's page: that run's sync jobs (Airflow fills in {DAG_ID} and {RUN_ID}).
+        "name": "Sync jobs",
+        "href": f"{PREFIX}/ui/runs/{{DAG_ID}}/{{RUN_ID}}",
+        "destination": "dag_run",
+        "url_route": "socialsync-run-jobs",
     }]

@@ -354,6 +354,21 @@ def test_the_jobs_page_in_airflows_ui_shows_the_runs_jobs(stack: Stack) -> None:
             assert f"{succeeded} succeeded" in section.locator("[data-testid=last-day]").inner_text()
             assert frame.locator("section[data-network=youtube]").inner_text().count("No jobs yet") == 1
             page.screenshot(path=str(ARTIFACTS / "sync-jobs-page.png"), full_page=True)
+
+            # The Sync jobs tab of a run's page: the run the API started, its two jobs.
+            run_id = jobs[0]["run_id"]
+            of_run = [j for j in jobs if j["run_id"] == run_id]
+            page.goto(f"{stack.url}/dags/instagram_sync/runs/{quote(run_id, safe='')}/plugin/socialsync-run-jobs")
+            tab = page.frame_locator("iframe")
+            tab.locator("tr[data-job]").first.wait_for(timeout=60_000)
+            assert sorted(tab.locator("tr[data-job]").evaluate_all("rows => rows.map(r => r.dataset.job)")) == sorted(
+                str(j["id"]) for j in of_run)
+            assert tab.locator("[data-testid=summary]").inner_text().strip() == f"{len(of_run)} succeeded"
+            page.screenshot(path=str(ARTIFACTS / "sync-jobs-run-tab.png"), full_page=True)
+            # Another DAG's run shows the tab too, and says it holds no sync jobs.
+            page.goto(f"{stack.url}/dags/{DOWNSTREAM}/runs/x/plugin/socialsync-run-jobs")
+            assert "not a socialsync sync DAG" in page.frame_locator("iframe").locator(
+                "[data-testid=not-socialsync]").inner_text(timeout=60_000)
         finally:
             browser.close()
     assert (ARTIFACTS / "sync-jobs-page.png").stat().st_size > 10_000

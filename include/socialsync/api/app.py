@@ -22,7 +22,7 @@ from fastapi.responses import HTMLResponse
 from sqlalchemy import URL, Engine
 
 from socialsync.api import models, queries
-from socialsync.api.page import render_jobs_page
+from socialsync.api.page import render_jobs_page, render_run_page
 from socialsync.extract.request import POST_ID, InvalidConf, parse_sync_conf
 from socialsync.networks import REGISTRY, NetworkSpec, get_network
 from socialsync.storage.engine import warehouse_engine
@@ -292,3 +292,21 @@ def jobs_page(user: User, engine: Warehouse, limit: Annotated[int, Query(ge=1, l
             networks.append({"name": spec.name, "dag_id": spec.dag_id, "last_day": day[spec.name],
                              "jobs": queries.recent_jobs(conn, spec.name, limit)})
     return HTMLResponse(render_jobs_page(networks, datetime.now(UTC)))
+
+
+# --- a DAG run's tab in Airflow's UI (an external view with destination dag_run) ----------------------
+RUN_PAGE_JOBS = 500
+
+
+@app.get("/ui/runs/{dag_id}/{run_id:path}", response_class=HTMLResponse, include_in_schema=False)
+def run_page(user: User, engine: Warehouse, dag_id: str, run_id: str) -> HTMLResponse:
+    spec = next((s for s in REGISTRY.values() if s.dag_id == dag_id), None)
+    now = datetime.now(UTC)
+    if spec is None:  # Airflow shows the tab on every DAG's runs
+        return HTMLResponse(render_run_page(dag_id, run_id, None, {}, [], False, now))
+    _check(user, spec, "GET")
+    with engine.connect() as conn:
+        summary = queries.run_summary(conn, spec.name, run_id)
+        page = queries.run_jobs(conn, spec.name, run_id, None, RUN_PAGE_JOBS)
+    return HTMLResponse(render_run_page(dag_id, run_id, {"name": spec.name, "dag_id": spec.dag_id}, summary,
+                                        page.items, page.next_cursor is not None, now))
