@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Annotated, Any
 
@@ -66,7 +66,6 @@ def _spec(network: str) -> NetworkSpec:
 
 # Airflow's own dependency: a bearer JWT from ``POST /auth/token``, or the UI's session cookie; 401 without.
 User = GetUserDep
-
 
 
 def readable(network: str, user: User) -> NetworkSpec:
@@ -285,11 +284,10 @@ def post_enrichments(spec: Readable, engine: Warehouse, post_id: str, cursor: Cu
 def jobs_page(user: User, engine: Warehouse, limit: Annotated[int, Query(ge=1, le=200)] = 20) -> HTMLResponse:
     networks = []
     with engine.connect() as conn:
-        readable_specs = _readable_networks(user)
-        day = queries.job_status_by_network(conn, [s.name for s in readable_specs],
-                                            datetime.now(UTC) - timedelta(days=1))
-        for spec in readable_specs:
-            networks.append({"name": spec.name, "dag_id": spec.dag_id, "last_day": day[spec.name],
+        for spec in _readable_networks(user):
+            latest = queries.latest_run(conn, spec.name)
+            networks.append({"name": spec.name, "dag_id": spec.dag_id, "latest_run": latest,
+                             "latest": queries.run_summary(conn, spec.name, latest) if latest else {},
                              "jobs": queries.recent_jobs(conn, spec.name, limit)})
     return HTMLResponse(render_jobs_page(networks, datetime.now(UTC)))
 

@@ -76,7 +76,10 @@ _JOBS = """{% extends "base.html" %}{% from "macros.html" import statuses, jobs_
 {% for network in networks %}
 <section data-network="{{ network.name }}">
   <h2>{{ network.name }} <a href="/dags/{{ network.dag_id }}" target="_top" class="muted">{{ network.dag_id }}</a></h2>
-  <p data-testid="last-day">Last 24 hours: {{ statuses(network.last_day) }}</p>
+  <p data-testid="latest-run">{% if network.latest_run %}Latest run
+    <a href="/dags/{{ network.dag_id }}/runs/{{ network.latest_run | urlencode }}"
+      target="_top">{{ network.latest_run }}</a>:
+    {{ statuses(network.latest) }}{% else %}No runs yet.{% endif %}</p>
   {% if network.jobs %}{{ jobs_table(network.jobs, network.dag_id, True) }}
   {% else %}<p class="muted">No jobs yet.</p>{% endif %}
 </section>

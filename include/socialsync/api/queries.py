@@ -142,15 +142,11 @@ def recent_jobs(conn: Connection, network: str, limit: int, entity_id: str | Non
     return _with_counts(conn, [dict(r._mapping) for r in conn.execute(query.order_by(j.c.id.desc()).limit(limit))])
 
 
-def job_status_by_network(conn: Connection, networks: Sequence[str], since: datetime) -> dict[str, dict[str, int]]:
+def latest_run(conn: Connection, network: str) -> str | None:
+    """The run that opened the network's newest job (a backward walk of the primary key)."""
     j = schema.sync_jobs
-    out: dict[str, dict[str, int]] = {n: {} for n in networks}
-    started = func.coalesce(j.c.started_at, j.c.finished_at)
-    for r in conn.execute(select(j.c.network, j.c.status, func.count().label("n"))
-                          .where(j.c.network.in_(networks), or_(started >= since, started.is_(None)))
-                          .group_by(j.c.network, j.c.status)):
-        out[r.network][r.status] = int(r.n)
-    return out
+    return conn.scalar(select(j.c.run_id).where(j.c.network == network, j.c.run_id.is_not(None))
+                       .order_by(j.c.id.desc()).limit(1))
 
 
 # --- a profile and what it loaded ----------------------------------------------------------------
