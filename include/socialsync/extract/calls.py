@@ -127,3 +127,28 @@ class JsonApi:
         elif isinstance(error, ThrottledError):
             self.budget.hold(error.retry_after if error.retry_after is not None else self.backoff_s * 4, str(error))
         raise error
+
+
+class JsonApiClient:
+    """What every network client built on one ``JsonApi`` answers about its calls.
+
+    A request sent is one unit of the API's quota, refused or not; the answers' records are not
+    counted. A network whose quota counts otherwise (TikTok's records) says so by overriding.
+    """
+
+    _api: JsonApi
+
+    @property
+    def requests(self) -> int:
+        return self._api.requests
+
+    @property
+    def units(self) -> float:
+        return float(self._api.requests)
+
+    @property
+    def records(self) -> float:
+        return 0.0
+
+    def close(self) -> None:
+        self._api.close()

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from socialsync.extract.calls import JsonApi
+from socialsync.extract.calls import JsonApi, JsonApiClient
 from socialsync.extract.http import path_segment
 from socialsync.extract.paging import GraphCursorPaginator
 from socialsync.networks.base import (
@@ -42,8 +42,11 @@ EXPIRED_CURSOR_SUBCODES = frozenset({2018116})
 DEFAULT_IN_FLIGHT = 32  # requests a task keeps in flight: profiles, and comment threads within them
 
 
-class InstagramClient:
-    """Talks the real Graph API protocol; only the connection's host and token say where to."""
+class InstagramClient(JsonApiClient):
+    """Talks the real Graph API protocol; only the connection's host and token say where to.
+
+    Graph counts calls: each request sent is one unit of the app's hourly allowance.
+    """
 
     def __init__(self, credentials: ApiCredentials, transport: httpx.BaseTransport | None = None) -> None:
         options = credentials.options
@@ -59,23 +62,6 @@ class InstagramClient:
                                                                self._regain_after_s()),
             default_in_flight=DEFAULT_IN_FLIGHT, transport=transport, on_answer=self._read_usage)
         self.budget = self._api.budget  # one for everything this client has in flight
-
-    @property
-    def requests(self) -> int:
-        return self._api.requests
-
-    @property
-    def units(self) -> float:
-        """Graph counts calls: each request sent is one unit of the app's hourly allowance."""
-        return float(self.requests)
-
-    @property
-    def records(self) -> float:
-        """Not counted: this API's quota counts calls only."""
-        return 0.0
-
-    def close(self) -> None:
-        self._api.close()
 
     def fetch_profiles(self, entity_ids: Sequence[str]) -> list[FetchedPage]:
         """Graph looks a node up by itself: one call per profile (the spec's ``profiles_per_call`` is 1)."""

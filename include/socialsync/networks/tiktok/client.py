@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from socialsync.extract.calls import JsonApi, http_clients
+from socialsync.extract.calls import JsonApi, JsonApiClient, http_clients
 from socialsync.networks.base import (
     ApiCredentials,
     ApiError,
@@ -107,8 +107,12 @@ class ClientToken:
         self._http.close()
 
 
-class TikTokClient:
-    """Talks the TikTok Research API protocol; only the connection's host, key and secret say where to."""
+class TikTokClient(JsonApiClient):
+    """Talks the TikTok Research API protocol; only the connection's host, key and secret say where to.
+
+    Its units are Research calls, sent and refused alike (token calls are free: another client makes
+    them); the day's records allowance counts the videos and comments the answers held.
+    """
 
     def __init__(self, credentials: ApiCredentials, transport: httpx.BaseTransport | None = None) -> None:
         options = credentials.options
@@ -129,15 +133,6 @@ class TikTokClient:
         self._api.scrubber = self._api.scrubber.with_secrets(token)
 
     @property
-    def requests(self) -> int:
-        return self._api.requests
-
-    @property
-    def units(self) -> float:
-        """Research calls, sent and refused alike (token calls are free)."""
-        return float(self._api.requests)
-
-    @property
     def records(self) -> float:
         """Videos and comments the answers held: the day's records allowance counts them."""
         return float(self._records)
@@ -151,7 +146,7 @@ class TikTokClient:
         return self._tokens.issued
 
     def close(self) -> None:
-        self._api.close()
+        super().close()
         self._tokens.close()
 
     # --- profiles -------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 
-from socialsync.extract.calls import JsonApi
+from socialsync.extract.calls import JsonApi, JsonApiClient
 from socialsync.extract.paging import PageTokenPaginator
 from socialsync.networks.base import (
     ApiCredentials,
@@ -54,8 +54,11 @@ NOT_FOUND_REASONS = frozenset({"videoNotFound", "channelNotFound", "playlistNotF
                                "commentNotFound", "notFound"})
 
 
-class YouTubeClient:
-    """Talks the real YouTube Data API v3 protocol; only the connection's host and key say where to."""
+class YouTubeClient(JsonApiClient):
+    """Talks the real YouTube Data API v3 protocol; only the connection's host and key say where to.
+
+    Every call is a list call: one unit each, sent calls and refused ones alike.
+    """
 
     def __init__(self, credentials: ApiCredentials, transport: httpx.BaseTransport | None = None) -> None:
         options = credentials.options
@@ -70,22 +73,6 @@ class YouTubeClient:
             default_in_flight=DEFAULT_IN_FLIGHT, transport=transport)
         self.budget = self._api.budget
 
-    @property
-    def requests(self) -> int:
-        return self._api.requests
-
-    @property
-    def units(self) -> float:
-        """Every call is a list call: one unit each, sent calls and refused ones alike."""
-        return float(self._api.requests)
-
-    @property
-    def records(self) -> float:
-        """Not counted: this API's quota counts calls only."""
-        return 0.0
-
-    def close(self) -> None:
-        self._api.close()
 
     # --- profiles -------------------------------------------------------------------------------
     def fetch_profiles(self, entity_ids: Sequence[str]) -> list[FetchedPage]:
