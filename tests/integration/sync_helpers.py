@@ -2,6 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -17,7 +23,7 @@ from socialsync.sandbox.server import SandboxServer
 from socialsync.storage import jobs as bookkeeping
 
 INSTAGRAM = get_network("instagram")
-__all__ = ["INSTAGRAM", "SCOPE", "checksums", "client_for", "clock", "day", "open_batch", "sync"]
+__all__ = ["INSTAGRAM", "SCOPE", "checksums", "client_for", "clock", "day", "kill_when", "open_batch", "sync"]
 
 
 def day(n: int) -> datetime:
@@ -39,3 +45,21 @@ def open_batch(engine: Engine, entity_ids: list[str], run_id: str, as_of: dateti
 def sync(engine: Engine, client: InstagramClient, entity_ids: list[str], run_id: str, as_of: datetime,
          **window: Any) -> dict[str, int]:
     return inline.sync(engine, INSTAGRAM, client, entity_ids, run_id, as_of, **window)
+
+
+def kill_when(script: str, args: list[str], cwd: Any, reached: Callable[[], bool], timeout: float = 60) -> None:
+    """Run ``script`` (a task's body) in a child Python and ``kill -9`` it the moment ``reached()`` holds.
+
+    The child must still be running then: one that finished first proves nothing about a kill.
+    """
+    child = subprocess.Popen([sys.executable, "-c", script, *args], cwd=cwd)
+    try:
+        deadline = time.monotonic() + timeout
+        while not reached():
+            assert child.poll() is None, "the child ended before it could be killed"
+            assert time.monotonic() < deadline, f"not reached within {timeout:.0f}s"
+            time.sleep(0.005)
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.wait(timeout=30)
+    assert child.returncode == -signal.SIGKILL

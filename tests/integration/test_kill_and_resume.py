@@ -2,12 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 from sqlalchemy import func, select
 
 from socialsync.extract import runner
@@ -20,7 +14,7 @@ from socialsync.storage.schema import raw_pages
 from socialsync.transform.pipeline import normalize_jobs
 from tests.conftest import ROOT
 from tests.hostile import HostileProxy
-from tests.integration.sync_helpers import INSTAGRAM, SCOPE, client_for, clock, day, open_batch
+from tests.integration.sync_helpers import INSTAGRAM, SCOPE, client_for, clock, day, kill_when, open_batch
 from tests.integration.truth import assert_warehouse_matches
 
 PAGE = 5
@@ -62,18 +56,8 @@ def test_sigkill_mid_extract_then_retry_loses_nothing(tmp_path) -> None:  # type
         dataset: Dataset = sandbox.app.state.dataset
         profiles = dataset.profile_ids()
         open_batch(engine, profiles, "run", day(1))
-        child = subprocess.Popen([sys.executable, "-c", CHILD, url, f"{proxy.url}/v21.0", "run",
-                                  day(1).isoformat()], cwd=ROOT)
-        try:
-            deadline = time.monotonic() + 60
-            while _posts_pages(engine) < KILL_AFTER:
-                assert child.poll() is None, "the extract ended before it could be killed"
-                assert time.monotonic() < deadline
-                time.sleep(0.005)
-            os.kill(child.pid, signal.SIGKILL)
-        finally:
-            child.wait(timeout=30)
-        assert child.returncode == -signal.SIGKILL
+        kill_when(CHILD, [url, f"{proxy.url}/v21.0", "run", day(1).isoformat()], ROOT,
+                  lambda: _posts_pages(engine) >= KILL_AFTER)
         stored_at_kill = _posts_pages(engine)
         in_flight_at_kill = {_profile_of(r.path) for r in proxy.requests}
 

@@ -3,12 +3,6 @@ answer that was in flight: the walk's window, cursor and search id were committe
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
-
 from sqlalchemy import func, select
 
 from socialsync.extract import runner
@@ -24,7 +18,7 @@ from socialsync.storage.schema import raw_pages
 from socialsync.transform.pipeline import normalize_jobs
 from tests.conftest import ROOT
 from tests.integration.conftest import SMALL
-from tests.integration.sync_helpers import SCOPE, clock, day
+from tests.integration.sync_helpers import SCOPE, clock, day, kill_when
 from tests.integration.tiktok_truth import assert_tiktok_matches, first_sync_requests
 
 PAGE = 10
@@ -63,18 +57,8 @@ def test_sigkill_mid_walk_then_retry_loses_nothing(tmp_path) -> None:  # type: i
         data: TikTokDataset = sandbox.app.state.tiktok.data
         accounts = list(range(data.dataset.spec.profiles))
         inline.open_batch(engine, "tiktok", [data.user(p).username for p in accounts], "run", day(0))
-        child = subprocess.Popen([sys.executable, "-c", CHILD, url, f"{sandbox.url}/tiktok/v2", "run",
-                                  day(0).isoformat()], cwd=ROOT)
-        try:
-            deadline = time.monotonic() + 60
-            while _video_pages(engine) < KILL_AFTER:
-                assert child.poll() is None, "the walk ended before it could be killed"
-                assert time.monotonic() < deadline
-                time.sleep(0.005)
-            os.kill(child.pid, signal.SIGKILL)
-        finally:
-            child.wait(timeout=30)
-        assert child.returncode == -signal.SIGKILL
+        kill_when(CHILD, [url, f"{sandbox.url}/tiktok/v2", "run", day(0).isoformat()], ROOT,
+                  lambda: _video_pages(engine) >= KILL_AFTER)
         queries_at_kill = sandbox.counters["tiktok:video_query"]
 
         with engine.connect() as conn:

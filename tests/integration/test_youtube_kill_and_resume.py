@@ -3,11 +3,6 @@
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
-import sys
-import time
 from urllib.parse import parse_qs
 
 from sqlalchemy import func, select
@@ -26,7 +21,7 @@ from socialsync.storage.schema import raw_pages
 from socialsync.transform.pipeline import normalize_jobs
 from tests.conftest import ROOT
 from tests.hostile import HostileProxy
-from tests.integration.sync_helpers import SCOPE, clock, day
+from tests.integration.sync_helpers import SCOPE, clock, day, kill_when
 from tests.integration.youtube_truth import assert_youtube_matches
 
 PAGE = 5
@@ -65,18 +60,8 @@ def test_sigkill_mid_extract_then_retry_loses_nothing(tmp_path) -> None:  # type
         data: YouTubeDataset = sandbox.app.state.youtube.data
         channels = [data.channel_id(p) for p in range(spec.profiles)]
         inline.open_batch(engine, "youtube", channels, "run", day(1))
-        child = subprocess.Popen([sys.executable, "-c", CHILD, url, f"{proxy.url}/youtube/v3", "run",
-                                  day(1).isoformat()], cwd=ROOT)
-        try:
-            deadline = time.monotonic() + 60
-            while _uploads_pages(engine) < KILL_AFTER:
-                assert child.poll() is None, "the extract ended before it could be killed"
-                assert time.monotonic() < deadline
-                time.sleep(0.005)
-            os.kill(child.pid, signal.SIGKILL)
-        finally:
-            child.wait(timeout=30)
-        assert child.returncode == -signal.SIGKILL
+        kill_when(CHILD, [url, f"{proxy.url}/youtube/v3", "run", day(1).isoformat()], ROOT,
+                  lambda: _uploads_pages(engine) >= KILL_AFTER)
         stored_at_kill = _uploads_pages(engine)
         started = {_playlist(r.query) for r in proxy.requests if r.path.endswith("/playlistItems")}
 
