@@ -15,7 +15,6 @@ import copy
 import json
 import re
 import shlex
-import shutil
 import subprocess
 from pathlib import Path
 from types import SimpleNamespace
@@ -382,7 +381,6 @@ def test_airflow_init_migrates_and_checks_the_secrets_first(compose):
     assert script.index("Fernet(") < script.index("airflow db migrate") < script.index("pools set")
 
 
-@pytest.mark.skipif(shutil.which("bash") is None, reason="needs bash")
 def test_airflow_init_script_is_valid_bash(compose):
     script = interpolate(init_script(compose), {})
     result = subprocess.run(["bash", "-n"], input=script, capture_output=True, text=True, timeout=10)
