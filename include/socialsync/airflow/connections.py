@@ -98,12 +98,17 @@ async def aconnection_secrets(conn_id: str) -> list[str]:
 @lru_cache(maxsize=4)
 def warehouse(conn_id: str = WAREHOUSE_CONN_ID) -> Engine:
     """The warehouse engine: a ``postgres`` connection in production, ``sqlite`` (host = file) locally."""
-    conn = BaseHook.get_connection(conn_id)
-    if conn.conn_type == "postgres":
-        return warehouse_engine(PostgresHook(postgres_conn_id=conn_id).sqlalchemy_url,
-                                pool_pre_ping=True)
+    return warehouse_for(BaseHook.get_connection(conn_id), conn_id)
+
+
+def warehouse_for(conn: Any, conn_id: str, **engine_options: Any) -> Engine:
+    """The engine of a warehouse connection however it was read (the task SDK's, or airflow-core's in the
+    API server): the postgres provider builds the URL (extras ``sqlalchemy_query``, ``iam``) either way."""
+    if conn.conn_type in ("postgres", "postgresql"):
+        url = PostgresHook(postgres_conn_id=conn_id, connection=conn).sqlalchemy_url
+        return warehouse_engine(url, pool_pre_ping=True, **engine_options)
     if conn.conn_type == "sqlite":
-        return warehouse_engine(f"sqlite:///{conn.host}")
+        return warehouse_engine(f"sqlite:///{conn.host}", **engine_options)
     raise ValueError(f"connection {conn_id!r} has type {conn.conn_type!r}; use 'postgres' or 'sqlite'")
 
 

@@ -19,15 +19,13 @@ from typing import Annotated, Any
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, status
 from fastapi.responses import HTMLResponse
-from sqlalchemy import URL, Engine
+from sqlalchemy import Engine
 
 from socialsync.api import models, queries
 from socialsync.api.page import render_jobs_page, render_run_page
 from socialsync.extract.request import POST_ID, InvalidConf, parse_sync_conf
 from socialsync.networks import REGISTRY, NetworkSpec, get_network
-from socialsync.storage.engine import warehouse_engine
 
-WAREHOUSE_CONN_ID = "socialsync_db"
 PREFIX = "/socialsync"  # where the plugin mounts the app on the API server
 DEFAULT_LIMIT = 100
 
@@ -86,23 +84,15 @@ Runnable = Annotated[NetworkSpec, Depends(runnable)]
 
 # --- the warehouse, from the Airflow connection the tasks use ------------------------------------
 @lru_cache(maxsize=1)
-def _engine(url: str) -> Engine:
-    return warehouse_engine(url, pool_pre_ping=True, pool_size=4, max_overflow=4)
-
-
 def warehouse() -> Engine:
-    """The ``socialsync_db`` connection read as airflow-core does (the API server has no task SDK context)."""
+    """The tasks' ``socialsync_db`` connection, read as airflow-core does (the API server has no task SDK
+    context), made into an engine the way the tasks make theirs; one small pool for the API server."""
     from airflow.models.connection import Connection
 
+    from socialsync.airflow.connections import WAREHOUSE_CONN_ID, warehouse_for
+
     conn = Connection.get_connection_from_secrets(WAREHOUSE_CONN_ID)
-    if conn.conn_type == "sqlite":
-        return _engine(f"sqlite:///{conn.host}")
-    if conn.conn_type in ("postgres", "postgresql"):
-        url = URL.create("postgresql+psycopg2", username=conn.login, password=conn.password, host=conn.host,
-                         port=conn.port, database=conn.schema or None)
-        return _engine(url.render_as_string(hide_password=False))
-    raise HTTPException(status.HTTP_500_INTERNAL_SERVER_ERROR,
-                        f"connection {WAREHOUSE_CONN_ID!r} has type {conn.conn_type!r}; use postgres or sqlite")
+    return warehouse_for(conn, WAREHOUSE_CONN_ID, pool_size=4, max_overflow=4)
 
 
 Warehouse = Annotated[Engine, Depends(warehouse)]
