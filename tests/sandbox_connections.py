@@ -6,6 +6,9 @@ import json
 
 from sqlalchemy.engine import make_url
 
+# The sandbox default token's app user (its first account): business discovery is asked on it.
+APP_USER = "178400000000000000"
+
 
 def warehouse_connection(url: str) -> str:
     parsed = make_url(url)
@@ -21,7 +24,8 @@ def sandbox_connections(sandbox_url: str, warehouse_url: str, youtube_extra: dic
     return {
         "AIRFLOW_CONN_INSTAGRAM_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/v21.0",
                                                   "password": "sandbox-token",
-                                                  "extra": {"page_size": 10, **instagram_extra}}),
+                                                  "extra": {"page_size": 10, "ig_user_id": APP_USER,
+                                                            **instagram_extra}}),
         "AIRFLOW_CONN_YOUTUBE_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/youtube/v3",
                                                 "password": "sandbox-key", "extra": youtube_extra or {}}),
         "AIRFLOW_CONN_TIKTOK_API": json.dumps({"conn_type": "http", "host": f"{sandbox_url}/tiktok/v2",

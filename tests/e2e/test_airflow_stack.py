@@ -34,7 +34,7 @@ from socialsync.storage.planning import track_entities
 from tests.conftest import ROOT
 from tests.e2e.stack import free_port, wait
 from tests.integration.conftest import SMALL
-from tests.integration.sync_helpers import checksums, clock
+from tests.integration.sync_helpers import checksums, clock, tracked_ids
 from tests.integration.truth import assert_warehouse_matches, expected
 from tests.sandbox_connections import sandbox_connections
 
@@ -83,7 +83,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with SandboxServer(SandboxConfig(spec=SMALL, job_seconds=1.0)) as sandbox:
         dataset: Dataset = sandbox.app.state.dataset
         with engine.begin() as conn:
-            track_entities(conn, "instagram", dataset.profile_ids(), clock())
+            track_entities(conn, "instagram", tracked_ids(dataset), clock())
         dags = tmp / "dags"  # the package's DAGs, and a downstream one of the team's own
         dags.mkdir()
         (dags / "socialsync_dags.py").symlink_to(ROOT / "dags" / "socialsync_dags.py")
@@ -161,7 +161,7 @@ def test_daily_run_clear_and_conf_run_through_the_rest_api(stack: Stack) -> None
     assert relinked == SMALL.profiles
 
     # Another system triggers a run with conf through the REST API.
-    one = dataset.profile_ids()[1]
+    one = tracked_ids(dataset)[1]
     triggered = api.post(f"/api/v2/dags/{DAG}/dagRuns", json={
         "logical_date": None, "conf": {"entity_ids": [one], "scope": "posts", "full_refresh": True}})
     assert triggered.status_code == 200, triggered.text
@@ -230,7 +230,7 @@ def test_a_user_starts_a_sync_follows_its_jobs_and_reads_what_it_loaded(stack: S
     assert call("POST", "/networks/instagram/syncs", content=b"[1, 2", headers={
         "Content-Type": "application/json"}).status_code == 422
 
-    chosen = dataset.profile_ids()[:2]
+    chosen = tracked_ids(dataset)[:2]  # two owned accounts
     started = call("POST", "/networks/instagram/syncs", json={"entity_ids": chosen, "full_refresh": True})
     assert started.status_code == 201, started.text
     run_id = started.json()["run_id"]
@@ -253,7 +253,7 @@ def test_a_user_starts_a_sync_follows_its_jobs_and_reads_what_it_loaded(stack: S
     assert one["sync_tasks"] and {t["kind"] for t in one["sync_tasks"]} >= {"comments"}
     statuses = {t["kind"]: t["status"] for t in one["sync_tasks"] if t["kind"] != "comments"}
     assert statuses == {"profile": "succeeded", "posts": "succeeded", "comment_threads": "succeeded",
-                        "normalize": "succeeded", "likes": "skipped"}, one["sync_tasks"]
+                        "stories": "succeeded", "normalize": "succeeded", "likes": "skipped"}, one["sync_tasks"]
     assert {t["status"] for t in one["sync_tasks"] if t["kind"] == "comments"} == {"succeeded"}
 
     truth = expected(dataset)
@@ -271,12 +271,13 @@ def test_a_user_starts_a_sync_follows_its_jobs_and_reads_what_it_loaded(stack: S
                                _time(p["created_at"]), p["like_count"], p["comments_count"])
                 for p in posts} == want_posts
 
-        busiest = max(want_posts, key=lambda post_id: want_posts[post_id][-1])
+        busiest = max(want_posts, key=lambda post_id: want_posts[post_id][-1] or 0)  # a story counts none
         comments = _all(api, f"{API}/networks/instagram/posts/{busiest}/comments", limit=3)
         want_comments = {k: v for k, v in truth["comments"].items() if v[0] == busiest}
         assert len(comments) == len(want_comments) > 3  # it took several pages
-        assert {c["comment_id"]: (c["post_id"], c["author_id"], c["author_username"], c["content"],
-                                  _time(c["created_at"]), c["like_count"]) for c in comments} == want_comments
+        assert {c["comment_id"]: (c["post_id"], c["parent_comment_id"], c["author_id"], c["author_username"],
+                                  c["content"], _time(c["created_at"]), c["like_count"])
+                for c in comments} == want_comments
 
         results = _all(api, f"{API}/networks/instagram/posts/{busiest}/enrichments", limit=2)
         media = {k for k, v in truth["media"].items() if v[0] == busiest}

@@ -30,7 +30,7 @@ from tests.e2e.redis import redis_server
 from tests.e2e.stack import free_port, wait
 from tests.integration.conftest import SMALL
 from tests.integration.postgres import postgres_server
-from tests.integration.sync_helpers import clock
+from tests.integration.sync_helpers import clock, tracked_ids
 from tests.integration.truth import assert_warehouse_matches
 from tests.sandbox_connections import sandbox_connections
 
@@ -100,7 +100,7 @@ def test_daily_run_shares_its_batches_between_two_celery_workers(tmp_path: Path)
         engine = warehouse_engine(warehouse_url)
         dataset: Dataset = sandbox.app.state.dataset
         with engine.begin() as conn:
-            track_entities(conn, "instagram", dataset.profile_ids(), clock())
+            track_entities(conn, "instagram", tracked_ids(dataset), clock())
         dags = tmp_path / "dags"
         dags.mkdir()
         (dags / "socialsync_dags.py").symlink_to(ROOT / "dags" / "socialsync_dags.py")

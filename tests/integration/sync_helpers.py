@@ -18,12 +18,14 @@ from socialsync.local.inline import SCOPE, checksums, clock
 from socialsync.networks import get_network
 from socialsync.networks.base import ApiCredentials
 from socialsync.networks.instagram.client import InstagramClient
-from socialsync.sandbox.dataset import REFERENCE_NOW
+from socialsync.sandbox.dataset import REFERENCE_NOW, Dataset
+from socialsync.sandbox.instagram_dataset import InstagramDataset
 from socialsync.sandbox.server import SandboxServer
 from socialsync.storage import jobs as bookkeeping
 
 INSTAGRAM = get_network("instagram")
-__all__ = ["INSTAGRAM", "SCOPE", "checksums", "client_for", "clock", "day", "kill_when", "open_batch", "sync"]
+__all__ = ["INSTAGRAM", "SCOPE", "app_user", "checksums", "client_for", "clock", "day", "kill_when", "open_batch",
+           "sync", "tracked_ids"]
 
 
 def day(n: int) -> datetime:
@@ -31,10 +33,25 @@ def day(n: int) -> datetime:
     return REFERENCE_NOW + timedelta(days=n)
 
 
-def client_for(sandbox: SandboxServer, **options: object) -> InstagramClient:
+def client_for(sandbox: Any, token: str = "sandbox-token", **options: object) -> InstagramClient:
+    """A client of ``token`` (the sandbox's default), whose app user (for business discovery) is the
+    first account the token manages."""
     settings: dict[str, object] = {"page_size": 10, "backoff_s": 0.01, "max_wait_s": 2.0}
     settings.update(options)
-    return InstagramClient(ApiCredentials(f"{sandbox.url}/v21.0", "sandbox-token", settings))
+    if "ig_user_id" not in settings:
+        settings["ig_user_id"] = app_user(sandbox, token)
+    return InstagramClient(ApiCredentials(f"{sandbox.url}/v21.0", token, settings))
+
+
+def app_user(sandbox: SandboxServer, token: str = "sandbox-token") -> str:
+    """The IG account id of ``token``'s app user: the first account it manages."""
+    return str(sandbox.app.state.graph.app_user_id(token))
+
+
+def tracked_ids(dataset: Dataset) -> list[str]:
+    """Every Instagram account of the dataset as a deployment tracks it: an owned one by id, a public one
+    by @username."""
+    return InstagramDataset(dataset).tracked_ids()
 
 
 def open_batch(engine: Engine, entity_ids: list[str], run_id: str, as_of: datetime,

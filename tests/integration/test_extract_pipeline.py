@@ -22,16 +22,17 @@ from socialsync.networks import get_network
 from socialsync.networks.base import ApiCredentials, CommentHistory, FetchedPage, TransientError
 from socialsync.networks.instagram.client import InstagramClient
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
+from socialsync.sandbox.instagram_dataset import InstagramDataset
 from socialsync.sandbox.server import SandboxServer
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.schema import raw_pages, sync_jobs
 from socialsync.transform.pipeline import normalize_jobs
-from tests.integration.sync_helpers import checksums, open_batch
+from tests.integration.sync_helpers import checksums, open_batch, tracked_ids
 from tests.integration.truth import assert_warehouse_matches
 
 NOW = datetime(2026, 11, 1, tzinfo=UTC)
-ALL = runner.ExtractWindow(scope=frozenset({"profile", "posts", "comments"}), as_of=NOW)
+ALL = runner.ExtractWindow(scope=frozenset({"profile", "posts", "comments", "stories"}), as_of=NOW)
 INSTAGRAM = get_network("instagram")
 
 
@@ -45,12 +46,13 @@ def _open(engine: Engine, entity_ids: list[str], run_id: str = "run") -> list[bo
 
 def _client(sandbox: SandboxServer, page_size: int = 10) -> InstagramClient:
     return InstagramClient(ApiCredentials(f"{sandbox.url}/v21.0", "sandbox-token",
-                                          {"page_size": page_size, "max_attempts": 1}))
+                                          {"page_size": page_size, "max_attempts": 1,
+                                           "ig_user_id": Dataset.profile_id(0)}))
 
 
 def test_extract_and_normalize_reproduce_the_ground_truth(sandbox: SandboxServer, warehouse: Engine) -> None:
     dataset: Dataset = sandbox.app.state.dataset
-    jobs = _open(warehouse, dataset.profile_ids())
+    jobs = _open(warehouse, tracked_ids(dataset))
     client = _client(sandbox)
     runner.extract_posts(warehouse, INSTAGRAM, client, jobs, ALL, _clock)
     runner.extract_comments(warehouse, INSTAGRAM, client, jobs, ALL, _clock)
@@ -92,6 +94,9 @@ class _CrashAfter:
                       history: CommentHistory | None = None) -> Iterator[FetchedPage]:
         return self.client.comment_pages(post_id, cursor, history)
 
+    def list_pages(self, kind: str, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
+        return self.client.list_pages(kind, entity_id, cursor)
+
     def close(self) -> None:
         self.client.close()
 
@@ -99,7 +104,7 @@ class _CrashAfter:
 def test_a_retried_extract_resumes_from_its_cursor(sandbox: SandboxServer, tmp_path) -> None:
     engine = warehouse_engine(f"sqlite:///{tmp_path / 'w.db'}")
     dataset: Dataset = sandbox.app.state.dataset
-    p = max(range(dataset.spec.profiles), key=dataset.post_count)
+    p = max(InstagramDataset(dataset).managed_profiles(), key=dataset.post_count)
     jobs = _open(engine, [dataset.profile_id(p)])
     with pytest.raises(runner.RetryLater):
         runner.extract_posts(engine, INSTAGRAM, _CrashAfter(_client(sandbox, 5), 3), jobs, ALL, _clock,

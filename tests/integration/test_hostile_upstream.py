@@ -17,6 +17,7 @@ from socialsync.networks.base import ApiCredentials, ApiError
 from socialsync.networks.instagram.client import InstagramClient
 from socialsync.sandbox.dataset import Dataset
 from socialsync.sandbox.faults import FaultPlan
+from socialsync.sandbox.instagram_dataset import InstagramDataset
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage import locks
@@ -26,7 +27,7 @@ from socialsync.storage.schema import metadata, posts, raw_pages, sync_jobs, syn
 from socialsync.transform.pipeline import normalize_jobs
 from tests.hostile import HostileProxy, Recorder, RequestInfo, Rule
 from tests.integration.conftest import SMALL
-from tests.integration.sync_helpers import INSTAGRAM, SCOPE, checksums, clock, day, open_batch, sync
+from tests.integration.sync_helpers import INSTAGRAM, SCOPE, checksums, clock, day, open_batch, sync, tracked_ids
 from tests.integration.truth import assert_warehouse_matches, deleted_ids
 
 TOKEN = "sandbox-token"
@@ -50,11 +51,13 @@ def _client(base: str, **options: object) -> InstagramClient:
     settings: dict[str, object] = {"page_size": 10, "backoff_s": 0.01, "max_wait_s": 2.0, "max_attempts": 3,
                                    "timeout": 2.0}
     settings.update(options)
-    return InstagramClient(ApiCredentials(f"{base}/v21.0", TOKEN, settings))
+    return InstagramClient(ApiCredentials(f"{base}/v21.0", TOKEN, {"ig_user_id": Dataset.profile_id(0), **settings}))
 
 
 def _biggest(dataset: Dataset) -> tuple[int, str]:
-    p = max(range(dataset.spec.profiles), key=dataset.post_count)
+    """The owned account with the most posts (its own ``/media`` edge)."""
+    ig = InstagramDataset(dataset)
+    p = max(ig.managed_profiles(), key=dataset.post_count)
     assert dataset.post_count(p) > 30  # at least four media pages of ten
     return p, dataset.profile_id(p)
 
@@ -100,7 +103,7 @@ def test_a_cursor_that_does_not_move_stops_the_pass_and_the_next_run_finishes(
     proxy.rules.clear()  # the upstream behaves again: the next run resumes where the pass stopped
     sync(sqlite_warehouse, _client(proxy.url), [pid], "run-2", day(0))
     assert _jobs(sqlite_warehouse, "run-2")[pid][0] == "succeeded"
-    assert_warehouse_matches(sqlite_warehouse, _only(dataset, pid), enrich=False)
+    assert_warehouse_matches(sqlite_warehouse, dataset, enrich=False, profiles=[dataset.profile_ids().index(pid)])
 
 
 def test_a_cursor_cycle_is_stopped(sandbox: SandboxServer, proxy: HostileProxy, sqlite_warehouse: Engine) -> None:
@@ -130,7 +133,7 @@ def test_a_cursor_cycle_is_stopped(sandbox: SandboxServer, proxy: HostileProxy, 
 def test_a_page_that_is_not_a_page_marks_nothing_deleted_under_full_refresh(
         sandbox: SandboxServer, proxy: HostileProxy, warehouse: Engine, broken: dict[str, Any], reason: str) -> None:
     dataset: Dataset = sandbox.app.state.dataset
-    ids = dataset.profile_ids()
+    ids = tracked_ids(dataset)
     sync(warehouse, _client(proxy.url), ids, "run-1", day(0))
     assert_warehouse_matches(warehouse, dataset, enrich=False)
     before = checksums(warehouse)
@@ -157,7 +160,7 @@ def test_a_page_that_is_not_a_page_marks_nothing_deleted_under_full_refresh(
 def test_comments_extracted_but_never_normalized_are_fetched_again(
         sandbox: SandboxServer, sqlite_warehouse: Engine) -> None:
     dataset: Dataset = sandbox.app.state.dataset
-    ids = dataset.profile_ids()
+    ids = tracked_ids(dataset)
     client = _client(sandbox.url)
     window = runner.ExtractWindow(scope=SCOPE, as_of=day(0))
     jobs = open_batch(sqlite_warehouse, ids, "run-1", day(0))
@@ -177,7 +180,7 @@ def test_comments_extracted_but_never_normalized_are_fetched_again(
 def test_a_comment_pass_broken_on_the_first_sync_is_fetched_again_by_the_next(
         sandbox: SandboxServer, proxy: HostileProxy, sqlite_warehouse: Engine) -> None:
     dataset: Dataset = sandbox.app.state.dataset
-    ids = dataset.profile_ids()
+    ids = tracked_ids(dataset)
     post = _post_with_comments(dataset, skip="")
     proxy.rules.append(Rule(match=rf"^GET /v21\.0/{post}/comments\?", action="rewrite",
                             rewrite=lambda body, _: {**body, "data": None}))
@@ -196,7 +199,7 @@ def test_a_comment_pass_broken_on_the_first_sync_is_fetched_again_by_the_next(
 def test_a_trickling_answer_hits_the_request_deadline_and_fails_only_its_profile(
         sandbox: SandboxServer, proxy: HostileProxy, sqlite_warehouse: Engine) -> None:
     dataset: Dataset = sandbox.app.state.dataset
-    ids = dataset.profile_ids()[:3]
+    ids = tracked_ids(dataset)[:3]
     slow = ids[1]
     proxy.rules.append(Rule(match=rf"^GET /v21\.0/{slow}\?", action="trickle", trickle_every_s=0.2))
     started = time.monotonic()
@@ -213,8 +216,8 @@ def test_a_trickling_answer_hits_the_request_deadline_and_fails_only_its_profile
 def test_bad_answers_fail_their_own_profile_and_redirects_carry_no_credentials(
         sandbox: SandboxServer, proxy: HostileProxy, sqlite_warehouse: Engine) -> None:
     dataset: Dataset = sandbox.app.state.dataset
-    ids = dataset.profile_ids()
-    redirected, truncated, not_json = ids[0], ids[2], ids[4]
+    ids = tracked_ids(dataset)
+    redirected, truncated, not_json = ids[1], ids[2], ids[4]  # not ids[0]: business discovery asks on it
     with Recorder() as foreign:
         proxy.rules += [
             Rule(match=rf"^GET /v21\.0/{redirected}\?", action="redirect", redirect_to=foreign.url),
@@ -234,7 +237,8 @@ def test_bad_answers_fail_their_own_profile_and_redirects_carry_no_credentials(
     with sqlite_warehouse.connect() as conn:
         loaded = dict(conn.execute(select(posts.c.profile_id, func.count()).group_by(posts.c.profile_id)).all())
     for e in healthy:
-        assert loaded.get(e, 0) == dataset.post_count(dataset.profile_ids().index(e))
+        p = tracked_ids(dataset).index(e)
+        assert loaded.get(dataset.profile_id(p), 0) == dataset.post_count(p)
 
 
 def test_an_id_is_one_path_segment_and_never_climbs_out_of_the_api_path(proxy: HostileProxy) -> None:
@@ -252,7 +256,7 @@ def test_an_id_is_one_path_segment_and_never_climbs_out_of_the_api_path(proxy: H
 def test_a_rebuild_asked_for_during_a_sync_waits_and_ends_with_the_truth(
         sandbox: SandboxServer, sqlite_warehouse: Engine) -> None:
     dataset: Dataset = sandbox.app.state.dataset
-    ids = dataset.profile_ids()
+    ids = tracked_ids(dataset)
     client = _client(sandbox.url)
     window = runner.ExtractWindow(scope=SCOPE, as_of=day(0))
     jobs = open_batch(sqlite_warehouse, ids, "sync-1", day(0))  # planned: its leases are held until it loads
@@ -282,12 +286,12 @@ def test_a_rebuild_asked_for_during_a_sync_waits_and_ends_with_the_truth(
 
 def test_replaying_jobs_in_any_order_leaves_the_newest_rows(sandbox: SandboxServer, warehouse: Engine) -> None:
     dataset: Dataset = sandbox.app.state.dataset
-    ids = dataset.profile_ids()
+    ids = tracked_ids(dataset)
     client = _client(sandbox.url)
     sync(warehouse, client, ids, "day-0", day(0), full_refresh=True)
     dataset.epoch = 2  # new posts and comments, deleted ones, moved counts
     sync(warehouse, client, ids, "day-21", day(21), full_refresh=True)
-    assert_warehouse_matches(warehouse, dataset, enrich=False)
+    assert_warehouse_matches(warehouse, dataset, enrich=False, story_epochs=[0, 2])
     newest, gone = checksums(warehouse), deleted_ids(warehouse)
     assert gone["posts"]
 
@@ -308,7 +312,7 @@ def test_replaying_jobs_in_any_order_leaves_the_newest_rows(sandbox: SandboxServ
 def test_a_token_echoed_by_the_upstream_is_never_stored_or_logged(
         sandbox: SandboxServer, proxy: HostileProxy, warehouse: Engine, caplog: pytest.LogCaptureFixture) -> None:
     dataset: Dataset = sandbox.app.state.dataset
-    ids = dataset.profile_ids()
+    ids = tracked_ids(dataset)
 
     def echo_in_next(body: Any, request: RequestInfo) -> Any:  # as Graph's own paging.next links do
         if isinstance(body, dict) and isinstance(body.get("paging"), dict) and body["paging"].get("next"):
@@ -369,7 +373,7 @@ def test_a_profile_that_does_not_exist_is_deactivated_after_consecutive_misses(
 # --- helpers ------------------------------------------------------------------------------------------
 
 def _post_with_comments(dataset: Dataset, skip: str) -> str:
-    for p in range(dataset.spec.profiles):
+    for p in InstagramDataset(dataset).managed_profiles():
         if dataset.profile_id(p) == skip:
             continue
         for j in range(dataset.post_count(p)):
@@ -384,43 +388,12 @@ def _owner(dataset: Dataset, post_id: str) -> str:
     return dataset.profile_id(found[0])
 
 
-def _only(dataset: Dataset, profile_id: str) -> Dataset:
-    """The dataset seen through one profile: truth for a warehouse that synced only that profile."""
-    return _OneProfile(dataset, dataset.profile_ids().index(profile_id))  # type: ignore[return-value]
-
-
-class _OneProfile:
-    def __init__(self, dataset: Dataset, p: int) -> None:
-        self._dataset, self._p = dataset, p
-        self.spec = _Spec(1)
-
-    def profile(self, _: int) -> Any:
-        return self._dataset.profile(self._p)
-
-    def posts_newest_first(self, _: int) -> Any:
-        return self._dataset.posts_newest_first(self._p)
-
-    def post(self, _: int, j: int) -> Any:
-        return self._dataset.post(self._p, j)
-
-    def comments_newest_first(self, _: int, j: int) -> Any:
-        return self._dataset.comments_newest_first(self._p, j)
-
-    def comment(self, _: int, j: int, k: int) -> Any:
-        return self._dataset.comment(self._p, j, k)
-
-
-class _Spec:
-    def __init__(self, profiles: int) -> None:
-        self.profiles = profiles
-
-
 # --- issue 7: concurrency under one rate budget -------------------------------------------------------
 
 def test_profiles_are_worked_concurrently_and_one_throttle_answer_pauses_them_all(
         sandbox: SandboxServer, proxy: HostileProxy, sqlite_warehouse: Engine) -> None:
     dataset: Dataset = sandbox.app.state.dataset
-    ids = dataset.profile_ids()
+    ids = tracked_ids(dataset)
     throttled = Rule(match=r"^GET /v21\.0/\d+/media\?", action="status", status=429, skip=4, times=1,
                      headers={"Retry-After": "1"},
                      body={"error": {"message": "(#4) Application request limit reached", "code": 4}})
@@ -447,7 +420,7 @@ def test_posts_listed_twice_have_their_comments_fetched_once(sqlite_warehouse: E
     faults = FaultPlan(rate=1.0, kinds=("repeat",), seed=1)
     with SandboxServer(SandboxConfig(spec=SMALL, faults=faults)) as sandbox, HostileProxy(sandbox.url) as proxy:
         dataset: Dataset = sandbox.app.state.dataset
-        sync(sqlite_warehouse, _client(proxy.url, max_in_flight=8), dataset.profile_ids(), "run-1", day(0))
+        sync(sqlite_warehouse, _client(proxy.url, max_in_flight=8), tracked_ids(dataset), "run-1", day(0))
         assert proxy.errors == []
     assert_warehouse_matches(sqlite_warehouse, dataset, enrich=False)
     media = [r for r in proxy.requests if r.path.endswith("/media")]
@@ -456,14 +429,15 @@ def test_posts_listed_twice_have_their_comments_fetched_once(sqlite_warehouse: E
     asked = Counter((r.path, r.query) for r in proxy.requests if r.path.endswith("/comments"))
     assert asked and max(asked.values()) == 1, [k for k, n in asked.items() if n > 1]
     first_pages = Counter(path for path, query in asked if "after=" not in query)
-    with_comments = {p for p in set(listed) if _comment_count(sqlite_warehouse, p)}
+    owned = InstagramDataset(dataset).managed_profiles()  # a public account's comments are not fetched
+    with_comments = {p for p in set(listed) if int(p[4:11]) in owned and _comment_count(sqlite_warehouse, p)}
     assert set(first_pages) == {f"/v21.0/{p}/comments" for p in with_comments} and media
 
 
 def _media_answers(engine: Engine) -> list[list[str]]:
     with engine.connect() as conn:
         payloads = conn.scalars(select(raw_pages.c.payload).where(raw_pages.c.kind == "posts"))
-        return [[item["id"] for item in payload["data"]] for payload in payloads]
+        return [[stub.post_id for stub in INSTAGRAM.post_stubs(payload)] for payload in payloads]
 
 
 def _comment_count(engine: Engine, post_id: str) -> int:

@@ -9,14 +9,15 @@ from sqlalchemy import Engine, func, select
 
 from socialsync.sandbox.dataset import Dataset
 from socialsync.sandbox.faults import FaultPlan
-from socialsync.sandbox.graph_api import walk_pages
+from socialsync.sandbox.instagram_dataset import InstagramDataset
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage import planning
 from socialsync.storage.schema import comments, posts, quarantine, sync_jobs, sync_tasks
 from tests.integration.conftest import SMALL
-from tests.integration.sync_helpers import checksums, client_for, clock, day, open_batch, sync
-from tests.integration.truth import assert_warehouse_matches, deleted_ids
+from tests.integration.instagram_requests import comment_counts, graph_requests, known_posts, needed
+from tests.integration.sync_helpers import checksums, client_for, clock, day, open_batch, sync, tracked_ids
+from tests.integration.truth import assert_warehouse_matches, deleted_ids, expected
 
 PAGE = 10  # the client's media page size in these tests
 COMMENT_PAGE = 50
@@ -24,63 +25,41 @@ LOOKBACK = timedelta(days=3)
 
 
 def _requests(sandbox: SandboxServer) -> Counter[str]:
-    return Counter({k: v for k, v in sandbox.counters.items() if k.startswith("graph:")})
-
-
-def _needed(dataset: Dataset, before: dict[str, int], as_of_recent_since: object) -> Counter[str]:
-    """Requests an incremental run must make after the dataset moved on from ``before``.
-
-    ``before`` maps each post the warehouse knows to its comment count then. Per profile: the
-    profile; media pages until one shows an already-known (and not recent) post; and every comment
-    page of each listed post that is new with comments, or whose comment count moved.
-    """
-    need: Counter[str] = Counter()
-    for p in range(dataset.spec.profiles):
-        need["graph:node"] += 1
-        listed: list[int] = []
-        for page in walk_pages(lambda b, p=p: dataset.posts_newest_first(p, b), dataset.profile_id(p), PAGE):
-            need["graph:media"] += 1
-            listed += page
-            if any(dataset.post_id(p, j) in before for j in page):
-                break
-        for j in dict.fromkeys(listed):
-            post_id, count = dataset.post_id(p, j), dataset.comment_count(p, j)
-            if before.get(post_id, 0) != count:
-                need["graph:comments"] += len(walk_pages(
-                    lambda b, p=p, j=j: dataset.comments_newest_first(p, j, b), post_id, COMMENT_PAGE))
-    return need
-
-
-def _comment_counts(dataset: Dataset) -> dict[str, int]:
-    return {dataset.post_id(p, j): dataset.comment_count(p, j)
-            for p in range(dataset.spec.profiles) for j in dataset.posts_newest_first(p)}
+    return graph_requests(sandbox.counters)
 
 
 def test_incremental_runs_cost_only_the_changes(sandbox: SandboxServer, warehouse: Engine) -> None:
     dataset: Dataset = sandbox.app.state.dataset
+    ig = InstagramDataset(dataset)
     client = client_for(sandbox)
-    ids = dataset.profile_ids()
+    ids = tracked_ids(dataset)
+    owned, public = ig.managed_profiles(), [p for p in range(SMALL.profiles) if ig.public_only(p)]
+    assert owned and public
 
     sync(warehouse, client, ids, "day-0", day(0), lookback=LOOKBACK)  # the first sync walks everything
+    assert _requests(sandbox) == needed(dataset, PAGE, COMMENT_PAGE)
     assert_warehouse_matches(warehouse, dataset, enrich=False)
 
-    # Nothing changed: the profile and one media page each, not a single comment request.
+    # Nothing changed: an owned account's node, one media page and its stories; a public account's one
+    # business discovery answer (profile and first media page together); not a single comment request.
     before = _requests(sandbox)
     sync(warehouse, client, ids, "day-20", day(20), lookback=LOOKBACK)
     spent = _requests(sandbox) - before
-    assert spent == Counter({"graph:node": len(ids), "graph:media": len(ids)})
+    assert spent == Counter({"graph:node": len(owned), "graph:media": len(owned), "graph:stories": len(owned),
+                             "graph:discovery": len(public)})
     print(f"\nno-change run, {len(ids)} profiles: {dict(spent)}")
 
-    # Two days of changes: new posts, new and deleted comments, a deleted post, moved counts.
-    known = _comment_counts(dataset)
+    # Two days of changes: new posts, new and deleted comments and replies, a deleted post, moved counts.
+    known, counts = known_posts(dataset), comment_counts(dataset)
     dataset.epoch = 2
-    needed = _needed(dataset, known, day(21) - LOOKBACK)
+    want = needed(dataset, PAGE, COMMENT_PAGE, known, counts)
     before = _requests(sandbox)
     sync(warehouse, client, ids, "day-21", day(21), lookback=LOOKBACK)
     spent = _requests(sandbox) - before
-    assert spent == needed, f"spent {dict(spent)}, needed {dict(needed)}"
+    assert spent == want, f"spent {dict(spent)}, needed {dict(want)}"
     print(f"after two days of changes: spent {dict(spent)} = needed")
-    assert needed["graph:comments"] > 0 and needed["graph:media"] > len(ids) - 1
+    assert want["graph:comments"] > 0 and want["graph:replies"] > 0 and want["graph:media"] > len(owned) - 1
+    _no_live_row_marked_deleted(warehouse, dataset)
 
     with warehouse.connect() as conn:
         stored = set(conn.scalars(select(posts.c.post_id)))
@@ -91,24 +70,33 @@ def test_incremental_runs_cost_only_the_changes(sandbox: SandboxServer, warehous
     assert new_posts and new_posts <= stored
     assert skipped > 0  # listed posts whose comments were up to date are recorded as skipped
 
-    # A full refresh proves what is gone and brings every count up to date.
+    # A full refresh proves what is gone (posts of both kinds of account, comments and replies) and
+    # brings every count up to date; the stories of day 0, expired upstream, stay.
     sync(warehouse, client, ids, "day-22", day(22), lookback=LOOKBACK, full_refresh=True)
-    assert_warehouse_matches(warehouse, dataset, enrich=False)
+    assert_warehouse_matches(warehouse, dataset, enrich=False, story_epochs=[0, 2])
     gone = deleted_ids(warehouse)
     assert gone["posts"] == {dataset.post_id(p, j) for p in range(SMALL.profiles) for j in dataset.deleted_posts(p)}
-    deleted_posts = {(p, j) for p in range(SMALL.profiles) for j in dataset.deleted_posts(p)}
-    assert gone["comments"] == (
-        {dataset.comment_id(p, j, k) for p in range(SMALL.profiles) for j in range(dataset.base_post_count(p))
-         if (p, j) not in deleted_posts for k in dataset.deleted_comments(p, j)}
-        | {dataset.comment_id(p, j, k) for p, j in deleted_posts for k in range(dataset.comment_total(p, j))})
-    assert gone["posts"] and gone["comments"]
+    with warehouse.connect() as conn:
+        held = set(conn.scalars(select(comments.c.comment_id)))
+        replies_gone = set(conn.scalars(select(comments.c.comment_id).where(
+            comments.c.deleted.is_(True), comments.c.parent_comment_id.is_not(None))))
+    assert gone["comments"] == held - set(expected(dataset, enrich=False)["comments"])
+    assert gone["posts"] and gone["comments"] and replies_gone
+
+
+def _no_live_row_marked_deleted(engine: Engine, dataset: Dataset) -> None:
+    """Whatever a run proved, nothing the upstream still serves is marked deleted."""
+    truth = expected(dataset, enrich=False)
+    gone = deleted_ids(engine)
+    assert not gone["posts"] & truth["posts"].keys()
+    assert not gone["comments"] & truth["comments"].keys()
 
 
 def test_two_sequential_reads_agree_and_a_future_bound_adds_nothing(sandbox: SandboxServer,
                                                                     warehouse: Engine) -> None:
     dataset: Dataset = sandbox.app.state.dataset
     client = client_for(sandbox)
-    ids = dataset.profile_ids()
+    ids = tracked_ids(dataset)
     sync(warehouse, client, ids, "read-1", day(1), full_refresh=True)
     first = checksums(warehouse)
     sync(warehouse, client, ids, "read-2", day(1), full_refresh=True)
@@ -132,7 +120,7 @@ def test_quota_exhaustion_leaves_jobs_partial_and_the_next_run_finishes(warehous
         dataset: Dataset = sandbox.app.state.dataset
         # One request in flight: where the quota runs out (mid-pass, cursor kept) is then deterministic.
         client = client_for(sandbox, max_pause_s=0.01, max_in_flight=1)
-        ids = dataset.profile_ids()
+        ids = tracked_ids(dataset)
         report = sync(warehouse, client, ids, "day-1", day(1))
         assert report["quota_stopped"] == 1
         with warehouse.connect() as conn:
@@ -176,21 +164,21 @@ def test_malformed_records_are_quarantined_and_the_rest_proceeds(warehouse: Engi
     faults = FaultPlan(malformed_rate=0.05, seed=8)
     with SandboxServer(SandboxConfig(spec=SMALL, faults=faults)) as sandbox:
         dataset: Dataset = sandbox.app.state.dataset
-        sync(warehouse, client_for(sandbox), dataset.profile_ids(), "day-1", day(1))
+        sync(warehouse, client_for(sandbox), tracked_ids(dataset), "day-1", day(1))
     broken = {dataset.post_id(p, j) for p in range(SMALL.profiles) for j in dataset.posts_newest_first(p)
               if faults.malformed(dataset.post_id(p, j))}
     assert broken
     with warehouse.connect() as conn:
         quarantined = dict(conn.execute(select(quarantine.c.record_id, quarantine.c.reason)).all())
-        loaded = set(conn.scalars(select(posts.c.post_id)))
+        loaded = set(conn.scalars(select(posts.c.post_id).where(posts.c.product_type != "story")))
         statuses = dict(conn.execute(select(sync_jobs.c.entity_id, sync_jobs.c.status)).all())
     assert set(quarantined) == broken
     assert all("media_type" in reason and "timestamp" in reason for reason in quarantined.values())
     truth = {dataset.post_id(p, j) for p in range(SMALL.profiles) for j in dataset.posts_newest_first(p)}
     assert loaded == truth - broken
-    owners = {dataset.profile_id(int(post_id[4:11])) for post_id in broken}
+    owners = {tracked_ids(dataset)[int(post_id[4:11])] for post_id in broken}
     assert {e for e, s in statuses.items() if s == "partial"} == owners
-    assert {e for e, s in statuses.items() if s == "succeeded"} == set(dataset.profile_ids()) - owners
+    assert {e for e, s in statuses.items() if s == "succeeded"} == set(tracked_ids(dataset)) - owners
 
 
 def test_posts_deleted_between_page_requests_neither_break_nor_skew_paging(sandbox: SandboxServer) -> None:

@@ -17,6 +17,7 @@ from sqlalchemy import create_engine, func, select
 from socialsync.local.settings import airflow_env
 from socialsync.sandbox.dataset import Dataset
 from socialsync.sandbox.faults import FaultPlan
+from socialsync.sandbox.instagram_dataset import InstagramDataset
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.storage import migrate, schema
 from socialsync.storage.engine import warehouse_engine
@@ -24,7 +25,7 @@ from socialsync.storage.planning import track_entities
 from tests.conftest import ROOT
 from tests.hostile import HostileProxy, RequestInfo, Rule
 from tests.integration.conftest import SMALL
-from tests.integration.sync_helpers import checksums
+from tests.integration.sync_helpers import checksums, tracked_ids
 from tests.integration.truth import actual, assert_warehouse_matches, expected
 from tests.sandbox_connections import sandbox_connections
 
@@ -74,7 +75,7 @@ def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbo
     dataset: Dataset = sandbox_for_dags.app.state.dataset
     try:
         with engine.begin() as conn:
-            track_entities(conn, NETWORK, [*dataset.profile_ids(), GONE], _now())
+            track_entities(conn, NETWORK, [*tracked_ids(dataset), GONE], _now())
         result = _airflow(_env(airflow_home, sandbox_for_dags, url), "dags", "test", "instagram_sync",
                           "--conf", json.dumps({"batch_size": 2}), check=False)
         output = result.stdout + result.stderr
@@ -101,7 +102,8 @@ def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbo
         assert tuple(gone) == ("failed", "NotFoundError")
         assert len(run_ids) == 1 and next(iter(run_ids)).startswith("manual__")  # each job names its run
         assert batches == 4 and unsynced == 1  # 7 profiles, 2 a batch
-        posts_with_comments = sum(dataset.comment_count(p, j) > 0 for p in range(SMALL.profiles)
+        ig = InstagramDataset(dataset)  # a public account's comments are not read (business discovery)
+        posts_with_comments = sum(ig.comments_count(p, j) > 0 for p in ig.managed_profiles()
                                   for j in range(dataset.post_count(p)))
         assert comment_tasks == posts_with_comments
         _assert_xcom_is_small(airflow_home)
@@ -148,7 +150,7 @@ def test_failing_enrichment_services_leave_jobs_partial_and_core_data_whole(
             dead = s.getsockname()[1]
         env["AIRFLOW_CONN_VISION_API"] = json.dumps({"conn_type": "http", "host": f"http://127.0.0.1:{dead}/v1",
                                                      "extra": {"X-Api-Key": "sandbox-key"}})
-        picked = dataset.profile_ids()[:2]
+        picked = tracked_ids(dataset)[:2]
         _airflow(env, "dags", "test", "instagram_sync", "--conf", json.dumps({"entity_ids": picked}))
         assert sandbox.counters["ml:submit"] == 1 and sandbox.counters["ml:poll"] >= 1
     engine = warehouse_engine(url)
@@ -159,7 +161,8 @@ def test_failing_enrichment_services_leave_jobs_partial_and_core_data_whole(
     engine.dispose()
     assert [status for status, _ in jobs] == ["partial", "partial"]
     assert all("lack ML results" in message and "lack image recognition" in message for _, message in jobs)
-    assert posts == sum(dataset.post_count(p) for p in range(2)) and enriched == 0
+    stories = sum(len(InstagramDataset(dataset).live_stories(p)) for p in range(2))
+    assert posts == sum(dataset.post_count(p) for p in range(2)) + stories and enriched == 0
 
 
 def test_faults_then_clear_and_rerun_then_rebuild_from_raw(airflow_home: Path, tmp_path: Path) -> None:
@@ -172,7 +175,7 @@ def test_faults_then_clear_and_rerun_then_rebuild_from_raw(airflow_home: Path, t
                    max_pause_s=0.2)
         engine = warehouse_engine(url)
         with engine.begin() as conn:
-            track_entities(conn, NETWORK, dataset.profile_ids(), _now())
+            track_entities(conn, NETWORK, tracked_ids(dataset), _now())
         run = ["dags", "test", "instagram_sync", "2026-11-02T00:00:00+00:00", "--conf", json.dumps({"batch_size": 3})]
 
         _airflow(env, *run)
@@ -185,7 +188,7 @@ def test_faults_then_clear_and_rerun_then_rebuild_from_raw(airflow_home: Path, t
 
         faults.rate = 0.0
         # The same day again, for the same profiles: every job continues the one before it.
-        _airflow(env, *run[:4], "--conf", json.dumps({"batch_size": 3, "entity_ids": dataset.profile_ids()}))
+        _airflow(env, *run[:4], "--conf", json.dumps({"batch_size": 3, "entity_ids": tracked_ids(dataset)}))
         assert checksums(engine) == first
         with engine.connect() as conn:
             relinked = conn.scalar(select(func.count()).where(schema.sync_jobs.c.previous_job_id.is_not(None)))
@@ -212,7 +215,7 @@ def test_a_failing_batch_leaves_the_others_loaded_and_no_credential_is_kept(airf
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     with SandboxServer(SandboxConfig(spec=SMALL, job_seconds=0.5)) as sandbox, HostileProxy(sandbox.url) as proxy:
         dataset: Dataset = sandbox.app.state.dataset
-        ids = dataset.profile_ids()
+        ids = tracked_ids(dataset)
         batches = [ids[i::3] for i in range(3)]  # plan deals profiles round-robin into 3 batches of 2
         refused = batches[1][0]
         refused_posts = {dataset.post_id(ids.index(refused), j) for j in range(dataset.post_count(ids.index(refused)))}
@@ -275,6 +278,4 @@ def test_a_failing_batch_leaves_the_others_loaded_and_no_credential_is_kept(airf
 
 def _profile_of(dataset: Dataset, table: str, key: str, row: tuple) -> int:
     post_id = key if table == "posts" else row[0]
-    found = dataset.parse_post_id(post_id)
-    assert found is not None
-    return found[0]
+    return int(post_id[4:11])  # posts and stories alike: a kind prefix, then the profile's index

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import re
+from urllib.parse import unquote
+
 from sqlalchemy import func, select
 
 from socialsync.extract import runner
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
-from socialsync.sandbox.graph_api import walk_pages
+from socialsync.sandbox.graph_api import discovery_pages, walk_pages
+from socialsync.sandbox.instagram_dataset import InstagramDataset
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.schema import raw_pages
 from socialsync.transform.pipeline import normalize_jobs
 from tests.conftest import ROOT
-from tests.hostile import HostileProxy
-from tests.integration.sync_helpers import INSTAGRAM, SCOPE, client_for, clock, day, kill_when, open_batch
+from tests.hostile import HostileProxy, RequestInfo
+from tests.integration.sync_helpers import INSTAGRAM, SCOPE, app_user, client_for, clock, day, kill_when, open_batch
 from tests.integration.truth import assert_warehouse_matches
 
 PAGE = 5
@@ -34,8 +38,8 @@ url, base, run_id, as_of = sys.argv[1:5]
 engine = warehouse_engine(url)
 with engine.connect() as conn:
     batch = jobs.jobs_in_batch(conn, "instagram", run_id, 0)
-client = InstagramClient(ApiCredentials(base, "sandbox-token", {"page_size": PAGE}))
-window = runner.ExtractWindow(scope=frozenset({"profile", "posts", "comments"}),
+client = InstagramClient(ApiCredentials(base, "sandbox-token", {"page_size": PAGE, "ig_user_id": sys.argv[5]}))
+window = runner.ExtractWindow(scope=frozenset({"profile", "posts", "comments", "stories"}),
                               as_of=datetime.fromisoformat(as_of))
 runner.extract_posts(engine, get_network("instagram"), client, batch, window, lambda: datetime.now(UTC))
 """.replace("PAGE", str(PAGE))
@@ -47,24 +51,27 @@ def _posts_pages(engine) -> int:  # type: ignore[no-untyped-def]
 
 
 def test_sigkill_mid_extract_then_retry_loses_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    """Four profiles in flight at once; killed mid-pass, each re-fetches at most the one page it had
-    in flight (counted per profile from the requests a proxy saw)."""
+    """Four profiles in flight at once (three owned, one public, walked through business discovery);
+    killed mid-pass, each re-fetches at most the one page it had in flight (counted per profile from
+    the requests a proxy saw)."""
     spec = DatasetSpec(seed=99, profiles=4, posts_median=80, posts_max=200, comments_median=3)
     url = f"sqlite:///{tmp_path / 'warehouse.db'}"
     engine = warehouse_engine(url)
     with SandboxServer(SandboxConfig(spec=spec, latency_ms=40)) as sandbox, HostileProxy(sandbox.url) as proxy:
         dataset: Dataset = sandbox.app.state.dataset
-        profiles = dataset.profile_ids()
+        ig = InstagramDataset(dataset)
+        profiles = ig.tracked_ids()
+        assert any(e.startswith("@") for e in profiles)
         open_batch(engine, profiles, "run", day(1))
-        kill_when(CHILD, [url, f"{proxy.url}/v21.0", "run", day(1).isoformat()], ROOT,
+        kill_when(CHILD, [url, f"{proxy.url}/v21.0", "run", day(1).isoformat(), app_user(sandbox)], ROOT,
                   lambda: _posts_pages(engine) >= KILL_AFTER)
         stored_at_kill = _posts_pages(engine)
-        in_flight_at_kill = {_profile_of(r.path) for r in proxy.requests}
+        in_flight_at_kill = {_entity_of(r) for r in proxy.requests}
 
         # Airflow retries the task: it continues from the cursor committed with the last page.
         with engine.connect() as conn:
             jobs = bookkeeping.jobs_in_batch(conn, "instagram", "run", 0)
-        client = client_for(proxy, page_size=PAGE)
+        client = client_for(proxy, page_size=PAGE, ig_user_id=app_user(sandbox))
         window = runner.ExtractWindow(scope=SCOPE, as_of=day(1))
         runner.extract_posts(engine, INSTAGRAM, client, jobs, window, clock)
         runner.extract_comments(engine, INSTAGRAM, client, jobs, window, clock)
@@ -72,19 +79,30 @@ def test_sigkill_mid_extract_then_retry_loses_nothing(tmp_path) -> None:  # type
 
         print(f"\nkill -9 with {len(in_flight_at_kill)} profile(s) started, after {stored_at_kill} committed pages")
         assert len(in_flight_at_kill) > 1, "the profiles should have been worked concurrently"
-        for p, profile in enumerate(profiles):
-            pages = len(walk_pages(lambda b, p=p: dataset.posts_newest_first(p, b), profile, PAGE))
-            asked = [r for r in proxy.requests if _profile_of(r.path) == profile]
-            media = sum(r.path.endswith("/media") for r in asked)
-            nodes = len(asked) - media
+        for p, entity in enumerate(profiles):
+            pages = _pages(ig, p)
+            asked = [r for r in proxy.requests if _entity_of(r) == entity]
+            if ig.public_only(p):  # the first discovery answer is the profile and the first media page
+                media, nodes = len(asked), 1
+            else:
+                media = sum(r.path.endswith("/media") for r in asked)
+                nodes = sum(r.path == f"/v21.0/{entity}" for r in asked)
             print(f"  profile {p}: {pages} pages, {media} media and {nodes} profile request(s)")
             assert (media - pages) + (nodes - 1) <= 1, f"profile {p} re-fetched more than one page"
-        assert _posts_pages(engine) == sum(
-            len(walk_pages(lambda b, p=p: dataset.posts_newest_first(p, b), e, PAGE))
-            for p, e in enumerate(profiles))  # every page stored once
+        assert _posts_pages(engine) == sum(_pages(ig, p) for p in range(len(profiles)))  # every page stored once
         assert stored_at_kill >= KILL_AFTER
         assert_warehouse_matches(engine, dataset, enrich=False)
 
 
-def _profile_of(path: str) -> str:
-    return path.removeprefix("/v21.0/").split("/")[0]
+def _pages(ig: InstagramDataset, p: int) -> int:
+    if ig.public_only(p):
+        return len(discovery_pages(ig, p, PAGE))
+    return len(walk_pages(lambda b: ig.posts_newest_first(p, b), ig.dataset.profile_id(p), PAGE))
+
+
+def _entity_of(request: RequestInfo) -> str:
+    """The tracked entity a request works for: a business discovery names its account's username."""
+    found = re.search(r"business_discovery\.username\(([^)]+)\)", unquote(request.query))
+    if found:
+        return "@" + found.group(1)
+    return request.path.removeprefix("/v21.0/").split("/")[0]

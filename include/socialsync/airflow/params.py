@@ -6,18 +6,19 @@ from typing import Any
 
 from airflow.sdk import Param
 
-from socialsync.extract.request import ISO_DATETIME, MAX_CONF_IDS, POST_ID
+from socialsync.extract.request import CONN_ID, ISO_DATETIME, MAX_CONF_IDS, POST_ID
 from socialsync.networks.base import NetworkSpec
 
 SCOPES = ("profile", "posts", "comments", "likes", "all")
 
-# What each scope asks extract to do; a network serves the part of it it supports.
+# What each scope asks extract to do; a network serves the part of it it supports. Stories are
+# posts that expire: asked with the posts.
 SCOPE_PARTS: dict[str, frozenset[str]] = {
     "profile": frozenset({"profile"}),
-    "posts": frozenset({"profile", "posts"}),
+    "posts": frozenset({"profile", "posts", "stories"}),
     "comments": frozenset({"posts", "comments"}),
     "likes": frozenset({"likes"}),
-    "all": frozenset({"profile", "posts", "comments", "likes"}),
+    "all": frozenset({"profile", "posts", "comments", "stories", "likes"}),
 }
 
 
@@ -27,10 +28,16 @@ def sync_params(entity_id_pattern: str = NetworkSpec.entity_id_pattern) -> dict[
     return {
         "entity_ids": Param(
             None, type=["null", "array"], minItems=1, maxItems=MAX_CONF_IDS,
-            items={"type": "string", "pattern": entity_id_pattern},
+            items={"anyOf": [
+                {"type": "string", "pattern": entity_id_pattern},
+                {"type": "object", "required": ["id", "conn_id"], "additionalProperties": False,
+                 "properties": {"id": {"type": "string", "pattern": entity_id_pattern},
+                                "conn_id": {"type": "string", "pattern": CONN_ID}}},
+            ]},
             title="Entity ids",
             description=f"Profiles to sync now (network ids, at most {MAX_CONF_IDS}; longer lists go into "
-                        "tracked_entities). Empty: every tracked profile that is due.",
+                        "tracked_entities), each an id or {\"id\": ..., \"conn_id\": ...} to read it with a "
+                        "connection (token) of its own. Empty: every tracked profile that is due.",
         ),
         "scope": Param("all", type="string", enum=list(SCOPES), title="Scope",
                        description="What to sync: profile, posts (with the profile), comments, likes or all."),

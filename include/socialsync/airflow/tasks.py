@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,9 +19,10 @@ from socialsync.airflow.run_note import publish_run_note
 from socialsync.enrich.client import JobApiError
 from socialsync.enrich.items import ML, VISION, media_items, store_results, text_items
 from socialsync.extract import runner
+from socialsync.extract.connections import extract_per_connection
 from socialsync.extract.request import InvalidConf, SyncRequest, parse_sync_conf
 from socialsync.networks import get_network
-from socialsync.networks.base import NetworkSpec
+from socialsync.networks.base import AuthError, NetworkClient, NetworkSpec
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage import locks, planning, usage
 from socialsync.storage.rebuild import clear_derived
@@ -101,7 +104,7 @@ def plan(network_name: str) -> list[int]:
         replanned = planning.entities_of_run(conn, network.name, run_id)
         if request.entity_ids:
             entity_ids = request.entity_ids  # deduplicated, in the order the conf names them
-            added = planning.track_entities(conn, network.name, entity_ids, run_time)
+            added = planning.track_entities(conn, network.name, entity_ids, run_time, request.conn_ids)
             log.info("conf names %s profile(s), %s newly tracked", len(entity_ids), added)
         elif replanned:
             entity_ids = replanned  # a cleared run does again what it did, whatever is due now
@@ -173,21 +176,34 @@ def _last_try() -> bool:
 
 
 def _extract(network_name: str, batch: int, step: runner.ExtractStep) -> dict[str, int]:
+    """``step`` over the batch, each connection's jobs with a client (and rate budget) of its own."""
     network = get_network(network_name)
     _, params, run_time, jobs = _batch_jobs(network_name, batch)
-    client = network.connect(api_credentials(network.api_conn_id))
     engine = warehouse()
-    allowance = None
-    if network.quota is not None:  # no request past today's budget, whatever the estimates said
-        allowance = usage.DailyAllowance(engine, network, _quota_units(network), lambda: client.records, _now)
-        client.budget.allowance = allowance
-    try:
-        report = step(engine, network, client, jobs, _window(network_name, params, run_time), _now,
-                      last_try=_last_try())
-    finally:
-        client.close()
-        if allowance is not None:  # what the API will charge, failed tries included
-            allowance.settle(client.units, client.records)
+    with engine.connect() as conn:
+        readers = planning.connections_of(conn, network.name, [job.entity_id for job in jobs])
+
+    @contextmanager
+    def open_client(conn_id: str) -> Iterator[NetworkClient]:
+        try:
+            credentials = api_credentials(conn_id)
+        except AirflowNotFoundException:
+            raise AuthError(f"no Airflow connection {conn_id!r}: define it, or track these profiles with "
+                            "another conn_id") from None
+        client = network.connect(credentials)
+        allowance = None
+        if network.quota is not None:  # no request past today's budget, whatever the estimates said
+            allowance = usage.DailyAllowance(engine, network, _quota_units(network), lambda: client.records, _now)
+            client.budget.allowance = allowance
+        try:
+            yield client
+        finally:
+            client.close()
+            if allowance is not None:  # what the API will charge, failed tries included
+                allowance.settle(client.units, client.records)
+
+    report = extract_per_connection(step, engine, network, jobs, _window(network_name, params, run_time), _now,
+                                    reader_of=readers, open_client=open_client, last_try=_last_try())
     log.info("batch %s: %s", batch, report.as_xcom())
     return report.as_xcom()
 
@@ -215,8 +231,8 @@ def submit_enrichment(network_name: str, batch: int) -> dict[str, Any]:
     submitted: dict[str, Any] = {"batch": batch, "ml_job_id": None, "vision_job_id": None}
     if not params.get("enrich", True):
         return submitted
-    profile_ids = [job.entity_id for job in jobs if job.status not in ("failed", "skipped")]
     with warehouse().connect() as conn:
+        profile_ids = _profile_ids(conn, network_name, [job for job in jobs if job.status not in ("failed", "skipped")])
         texts = text_items(conn, network_name, profile_ids, MAX_ENRICH_ITEMS)
         media = media_items(conn, network_name, profile_ids, MAX_ENRICH_ITEMS)
     for key, conn_id, items in (("ml_job_id", ML_CONN_ID, texts), ("vision_job_id", VISION_CONN_ID, media)):
@@ -310,9 +326,14 @@ def _emit_table_events(network_name: str, batch: int, enriched: int) -> dict[str
     return {table: rows for table, rows in changed.items() if rows}
 
 
+def _profile_ids(conn: Connection, network_name: str, jobs: list[bookkeeping.JobRef]) -> list[str]:
+    """The ids the jobs' rows are keyed by (an Instagram ``@username``'s account id)."""
+    return list(planning.profile_ids(conn, network_name, [job.entity_id for job in jobs]).values())
+
+
 def _missing_enrichments(engine: Any, network_name: str, jobs: list[bookkeeping.JobRef]) -> list[str]:
-    profile_ids = [job.entity_id for job in jobs]
     with engine.connect() as conn:
+        profile_ids = _profile_ids(conn, network_name, jobs)
         texts = len(text_items(conn, network_name, profile_ids, MAX_ENRICH_ITEMS))
         media = len(media_items(conn, network_name, profile_ids, MAX_ENRICH_ITEMS))
     problems = []

@@ -150,14 +150,23 @@ def latest_run(conn: Connection, network: str) -> str | None:
 
 
 # --- a profile and what it loaded ----------------------------------------------------------------
-def profile(conn: Connection, network: str, profile_id: str, metric_days: int, today: date) -> dict[str, Any] | None:
+def rows_key(conn: Connection, network: str, entity_id: str) -> str:
+    """The id a tracked entity's rows are keyed by: an Instagram ``@username``'s IG user id, once known."""
+    tr = schema.tracked_entities
+    named = conn.scalar(select(tr.c.profile_id).where(tr.c.network == network, tr.c.entity_id == entity_id))
+    return str(named) if named else entity_id
+
+
+def profile(conn: Connection, network: str, entity_id: str, metric_days: int, today: date) -> dict[str, Any] | None:
+    """A profile by its id or by how it is tracked (``@username``)."""
     pr, tr, po, co = schema.profiles, schema.tracked_entities, schema.posts, schema.comments
+    profile_id = rows_key(conn, network, entity_id)
     row = conn.execute(select(pr.c.username, pr.c.display_name, pr.c.bio, pr.c.followers_count,
                               pr.c.following_count, pr.c.posts_count, pr.c.website, pr.c.synced_at)
                        .where(pr.c.network == network, pr.c.profile_id == profile_id)).first()
     tracked = conn.execute(select(tr.c.active, tr.c.added_at, tr.c.last_synced_at, tr.c.misses,
                                   tr.c.deactivated_reason)
-                           .where(tr.c.network == network, tr.c.entity_id == profile_id)).first()
+                           .where(tr.c.network == network, tr.c.entity_id == entity_id)).first()
     if row is None and tracked is None:
         return None
     of_profile = and_(po.c.network == network, po.c.profile_id == profile_id)
@@ -186,9 +195,11 @@ def profile(conn: Connection, network: str, profile_id: str, metric_days: int, t
     }
 
 
-def posts(conn: Connection, network: str, profile_id: str, cursor: str | None, limit: int,
+def posts(conn: Connection, network: str, entity_id: str, cursor: str | None, limit: int,
           include_deleted: bool) -> Page:
+    """A profile's posts, by its id or by how it is tracked (``@username``)."""
     po = schema.posts
+    profile_id = rows_key(conn, network, entity_id)
     query = select(po.c.post_id, po.c.profile_id, po.c.kind, po.c.product_type, po.c.caption, po.c.permalink,
                    po.c.created_at, po.c.like_count, po.c.comments_count, po.c.view_count, po.c.deleted,
                    po.c.synced_at).where(po.c.network == network, po.c.profile_id == profile_id)

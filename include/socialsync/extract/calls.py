@@ -10,7 +10,7 @@ backoff (tenacity). A network client supplies only how its API says "error" and 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -23,6 +23,7 @@ from socialsync.networks.base import (
     ApiCredentials,
     ApiError,
     AuthError,
+    FetchedPage,
     PageAnomaly,
     QuotaExhaustedError,
     ThrottledError,
@@ -149,6 +150,10 @@ class JsonApiClient:
     @property
     def records(self) -> float:
         return 0.0
+
+    def list_pages(self, kind: str, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
+        """A network that declares profile lists (``NetworkSpec.lists``) pages them here."""
+        raise ValueError(f"{type(self).__name__} lists nothing under a profile but its posts (asked for {kind!r})")
 
     def close(self) -> None:
         self._api.close()

@@ -71,6 +71,56 @@ class GraphCursorPaginator(_CursorInQuery):
 
 
 
+class DiscoveryMediaPaginator:
+    """Business discovery's nested media paging (``business_discovery.media``): ``paging.cursors.after``
+    leads on, asked for inside the field expression (``media.after(CURSOR)``); the last page carries
+    no ``after`` and there is no ``next`` link.
+
+    The proofs are the owned edge's: ``data`` must be a list, a page with an ``after`` holds items and
+    the cursor moves. An answer without ``media`` is the end only for an account whose ``media_count``
+    says it has none.
+    """
+
+    def __init__(self, cursor: str | None = None) -> None:
+        self.cursor = cursor
+        self.items = 0
+        self._has_next = True
+
+    @property
+    def has_next_page(self) -> bool:
+        return self._has_next
+
+    def update_state(self, body: dict[str, Any]) -> None:
+        account = body.get("business_discovery")
+        if not isinstance(account, dict):
+            raise PageAnomaly("not a business discovery answer: `business_discovery` is "
+                              f"{'missing' if 'business_discovery' not in body else type(account).__name__}")
+        media = account.get("media")
+        if media is None and self.cursor is None and account.get("media_count") == 0:
+            self._has_next, self.cursor, self.items = False, None, 0
+            return
+        if not isinstance(media, dict):
+            raise PageAnomaly(f"`media` is {'missing' if media is None else type(media).__name__}")
+        data = media.get("data")
+        if not isinstance(data, list):
+            shown = "missing" if "data" not in media else type(data).__name__
+            raise PageAnomaly(f"not a page: `media.data` is {shown}")
+        self.items = len(data)
+        paging = media.get("paging")
+        cursors = paging.get("cursors") if isinstance(paging, dict) else None
+        after = cursors.get("after") if isinstance(cursors, dict) else None
+        if after is None:
+            self._has_next, self.cursor = False, None
+            return
+        if not isinstance(after, str) or not after:
+            raise PageAnomaly(f"an `after` cursor that is {after!r}")
+        if not data:
+            raise PageAnomaly("an empty page with an `after` cursor")
+        if after == self.cursor:
+            raise PageAnomaly("the cursor did not move")
+        self._has_next, self.cursor = True, after
+
+
 class PageTokenPaginator(_CursorInQuery):
     """``pageToken`` / ``nextPageToken`` paging (Google's APIs): the last page has no ``nextPageToken``.
 

@@ -21,6 +21,7 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from socialsync.networks.base import NetworkSpec
@@ -35,6 +36,8 @@ ISO_DATETIME = (
     r"(Z|[+-]([01]\d|2[0-3]):?[0-5]\d)$"
 )
 POST_ID = r"^[A-Za-z0-9_-]{1,128}$"
+# An Airflow connection id, for an entity read with a connection of its own (``{"id", "conn_id"}``).
+CONN_ID = r"^[A-Za-z0-9_.-]{1,250}$"
 _SHOWN = 5  # bad ids named in a message; the rest are counted
 
 
@@ -68,6 +71,9 @@ class SyncRequest(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     entity_ids: list[StrictStr] | None = None
+    # Entities named as ``{"id": ..., "conn_id": ...}`` in ``entity_ids``: the connection that reads each
+    # (set from those items, not a conf key of its own).
+    conn_ids: dict[str, str] = Field(default_factory=dict)
     scope: Literal["profile", "posts", "comments", "likes", "all"] = "all"
     since_id: PostId = None
     until_id: PostId = None
@@ -78,6 +84,35 @@ class SyncRequest(BaseModel):
     batch_size: StrictInt | None = Field(None, ge=1, le=10_000)
     # The run fails when more than this share of its jobs failed (0: any failed job fails it).
     max_failed_percent: StrictFloat = Field(10.0, ge=0, le=100)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _entity_refs(cls, data: Any) -> Any:
+        """``entity_ids`` items may be ids or ``{"id": ..., "conn_id": ...}``: ids stay in the list, the
+        connections go to ``conn_ids``."""
+        if not isinstance(data, dict) or not isinstance(data.get("entity_ids"), list):
+            return data
+        ids: list[Any] = []
+        readers: dict[str, str] = {}
+        problems = []
+        for index, item in enumerate(data["entity_ids"]):
+            if not isinstance(item, dict):
+                ids.append(item)
+                continue
+            entity_id, conn_id = item.get("id"), item.get("conn_id")
+            if set(item) != {"id", "conn_id"} or not isinstance(entity_id, str) or not isinstance(conn_id, str):
+                problems.append(f"entity_ids[{index}]: an item is an id or {{\"id\": <id>, \"conn_id\": "
+                                f"<connection>}} (got {str(item)[:60]})")
+            elif not re.fullmatch(CONN_ID, conn_id):
+                problems.append(f"entity_ids[{index}]: {conn_id!r} is not an Airflow connection id")
+            elif readers.get(entity_id, conn_id) != conn_id:
+                problems.append(f"entity_ids[{index}]: {entity_id!r} is named with two connections")
+            else:
+                ids.append(entity_id)
+                readers[entity_id] = conn_id
+        if problems:
+            raise ValueError("; ".join(problems))
+        return {**data, "entity_ids": ids, "conn_ids": readers}
 
     @field_validator("entity_ids")
     @classmethod
@@ -104,7 +139,7 @@ class SyncRequest(BaseModel):
 
 def parse_sync_conf(conf: Mapping[str, Any], network: NetworkSpec) -> SyncRequest:
     """The run's request from its ``conf``; raises :class:`InvalidConf` naming every problem at once."""
-    known = SyncRequest.model_fields
+    known = [name for name in SyncRequest.model_fields if name != "conn_ids"]
     problems: list[str] = []
     unknown = [_unknown(str(key), known) for key in sorted(str(k) for k in conf if k not in known)]
     if unknown:
@@ -128,7 +163,7 @@ def _describe(error: Any) -> str:
     field = ".".join(str(part) for part in error["loc"])
     message = str(error["msg"]).removeprefix("Value error, ")
     if error["type"] == "value_error":
-        return f"{field}: {message}"
+        return f"{field}: {message}" if field else message
     shown = repr(error.get("input"))
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
     return f"{field}: {message} (got {shown})"

@@ -32,10 +32,12 @@ from socialsync.networks.base import (
     NotFoundError,
     PageAnomaly,
     PostStub,
+    ProfileList,
     ThrottledError,
     Unavailable,
 )
 from socialsync.storage import jobs as bookkeeping
+from socialsync.storage.planning import profile_ids
 from socialsync.storage.raw import last_cursor, raw_page_ids, read_raw_pages, write_raw_page
 from socialsync.storage.schema import profiles
 from socialsync.storage.state import comment_debt, comment_watermarks, known_comments, known_posts
@@ -171,11 +173,85 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
                           workers=client.budget.max_in_flight, finished=progress.finished)
         elif "posts" in window.scope:
             _each_concurrently(work, live, client.budget.max_in_flight)
+        lists = [declared for declared in network.lists if declared.part in window.scope]
+        if lists:
+            _each_concurrently(lambda job: _lists_of_job(engine, network, client, job, lists, report, clock, last_try),
+                               _still_live(engine, live), client.budget.max_in_flight)
     finally:
         report.requests = client.requests - requests_before
     if report.retry_later:
         raise RetryLater(f"{len(report.retry_later)} job(s) hit transient errors: {report.retry_later[:5]}")
     return report
+
+
+def _still_live(engine: Engine, jobs: Sequence[bookkeeping.JobRef]) -> list[bookkeeping.JobRef]:
+    """The jobs the steps so far neither failed nor closed."""
+    with engine.connect() as conn:
+        closed = bookkeeping.finished_jobs(conn, [job.id for job in jobs])
+    return [job for job in jobs if job.id not in closed]
+
+
+def _lists_of_job(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
+                  lists: Sequence[ProfileList], report: ExtractReport, clock: Clock, last_try: bool) -> None:
+    """Each declared list of the job's profile (its live stories), a sub-sync each, page by page into
+    raw with the cursor after each page. Such a walk proves nothing gone; an anomaly ends it ``partial``."""
+    if _stopped_before(engine, client, job, report, clock):
+        return
+    for declared in lists:
+        with engine.begin() as conn:
+            task_id, before = bookkeeping.begin_task(conn, job.id, declared.kind, job.entity_id)
+            cursor = bookkeeping.job_cursor(conn, job.id)
+        if before in ("succeeded", "skipped"):
+            continue
+        reason = network.unserved(job.entity_id).get(declared.part)
+        try:
+            if reason is not None:
+                raise Unavailable(reason)
+            _list_pages(engine, network, client, job, declared.kind, cursor, task_id, report, clock)
+        except AuthError as exc:
+            client.budget.stop(exc)
+            raise
+        except ThrottledError as exc:
+            client.budget.stop(exc)
+            _quota_stop(engine, [job], exc, report, clock)
+            return
+        except Unavailable as exc:
+            with engine.begin() as conn:
+                bookkeeping.finish_task(conn, task_id, "skipped", None, error=_error_text(exc))
+        except PageAnomaly as exc:
+            log.warning("entity %s: %s walk stopped by an anomaly: %s", job.entity_id, declared.kind, exc)
+            report.add(anomalies=1)
+            with engine.begin() as conn:
+                bookkeeping.finish_task(conn, task_id, "partial", None, error=_error_text(exc))
+        except ApiError as exc:
+            log.warning("entity %s: %s failed: %s", job.entity_id, declared.kind, exc)
+            with engine.begin() as conn:
+                bookkeeping.finish_task(conn, task_id, "failed", None, error=_error_text(exc))
+            if exc.retryable and not last_try:
+                report.retry_later.append(job.entity_id)
+
+
+def _list_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef, kind: str,
+                cursor: dict[str, Any], task_id: int, report: ExtractReport, clock: Clock) -> None:
+    key = f"{kind}_after"
+    for attempt in range(2):
+        start = cursor.get(key)
+        guard = PassGuard(f"{kind} of {job.entity_id}", start, None)
+        try:
+            for page in guard.watch(client.list_pages(kind, job.entity_id, start)):
+                cursor[key] = page.next_cursor
+                with engine.begin() as conn:  # the page, the cursor after it and, with the last, the sub-sync
+                    write_raw_page(conn, network.name, job.id, page, clock())
+                    bookkeeping.set_job_cursor(conn, job.id, cursor)
+                    if page.next_cursor is None:
+                        bookkeeping.finish_task(conn, task_id, "succeeded", clock())
+                report.add(pages=1, items=page.item_count)
+            return
+        except CursorExpiredError:
+            if start is None or attempt:
+                raise
+            log.warning("entity %s: the %s cursor expired, walking the list again from the top", job.entity_id, kind)
+            cursor[key] = None
 
 
 def _profiles(engine: Engine, network: NetworkSpec, client: NetworkClient, jobs: Sequence[bookkeeping.JobRef],
@@ -338,8 +414,9 @@ def _expected_posts(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRe
     """The posts count the API reported for the entity: this job's profile page, else the last one loaded."""
     with engine.connect() as conn:
         page_ids = raw_page_ids(conn, [job.id], kinds=["profile"])
+        profile_id = profile_ids(conn, network.name, [job.entity_id])[job.entity_id]
         stored = conn.scalar(select(profiles.c.posts_count).where(profiles.c.network == network.name,
-                                                                  profiles.c.profile_id == job.entity_id))
+                                                                  profiles.c.profile_id == profile_id))
     for page in read_raw_pages(engine, page_ids[-1:]):
         for profile in network.normalize(page).profiles:
             if profile.posts_count is not None:
@@ -444,7 +521,11 @@ def _comments_of_job(engine: Engine, network: NetworkSpec, client: NetworkClient
     when the walk got to the end (the per-post sub-syncs say how each thread went)."""
     with engine.begin() as conn:
         walk_id, before = bookkeeping.begin_task(conn, job.id, bookkeeping.COMMENT_THREADS, job.entity_id)
-    if before == "succeeded":
+        unserved = network.unserved(job.entity_id).get("comments")
+        if unserved is not None and before != "succeeded":  # this kind of account has no comments to give
+            bookkeeping.finish_task(conn, walk_id, "skipped", None, error=unserved)
+            return
+    if before in ("succeeded", "skipped"):
         return
     _walk_comment_threads(engine, network, client, job, window, report, clock, last_try, threads)
     with engine.begin() as conn:
@@ -466,7 +547,8 @@ def _walk_comment_threads(engine: Engine, network: NetworkSpec, client: NetworkC
 
     def debt() -> Iterator[PostStub]:
         with engine.connect() as conn:
-            owing = comment_debt(conn, network.name, job.entity_id, exclude_job=job.id)
+            profile_id = profile_ids(conn, network.name, [job.entity_id])[job.entity_id]
+            owing = comment_debt(conn, network.name, profile_id, exclude_job=job.id)
         if owing:
             log.info("entity %s: %s post(s) still owe their comments from earlier runs", job.entity_id, len(owing))
         yield from owing

@@ -24,6 +24,7 @@ import httpx
 
 from socialsync.local.settings import Pool, airflow_env, connection_uris, load_settings, pools, sized_env, this_machine
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
+from socialsync.sandbox.instagram_dataset import InstagramDataset
 from socialsync.sandbox.server import DEFAULT_PORT
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.planning import track_entities
@@ -128,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     prepare_metadata(env, pools(settings))
     engine = warehouse_engine(f"sqlite:///{workdir / 'warehouse.db'}")
     with engine.begin() as conn:
-        track_entities(conn, "instagram", Dataset(DatasetSpec(profiles=args.profiles)).profile_ids(),
+        track_entities(conn, "instagram", InstagramDataset(Dataset(DatasetSpec(profiles=args.profiles))).tracked_ids(),
                        datetime.now(UTC))
     engine.dispose()
     sandbox = [sys.executable, "-m", "socialsync.sandbox", "--port", str(DEFAULT_PORT),

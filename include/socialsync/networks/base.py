@@ -136,7 +136,27 @@ class NetworkClient(Protocol):
         says its walks stop at known comments, and never under ``full_refresh``."""
         ...
 
+    def list_pages(self, kind: str, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
+        """The pages of one of the profile lists the spec declares (``NetworkSpec.lists``), from ``cursor``."""
+        ...
+
     def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class ProfileList:
+    """A list under a profile besides its posts (an account's live stories), walked after the posts.
+
+    Its pages are stored as raw pages of ``kind`` with the cursor after each, like posts pages. A walk
+    of it proves nothing gone (stories expire by design, so one missing from today's list is kept).
+    """
+
+    kind: str
+    part: str  # the extract part (scope) that asks for it
+
+
+def _serves_everything(entity_id: str) -> dict[str, str]:
+    return {}
 
 
 @dataclass(frozen=True)
@@ -193,6 +213,14 @@ class NetworkSpec:
     comments_stop_at_known: bool = False
     quota: Quota | None = None
     description: str = ""
+    # Lists under a profile besides its posts, each walked as its own sub-sync.
+    lists: tuple[ProfileList, ...] = ()
+    # The parts (``comments``, a list's part) an entity's kind of account is not served, with why:
+    # they end ``skipped`` with the reason (an Instagram account read through business discovery).
+    unserved: Callable[[str], dict[str, str]] = _serves_everything
+    # Posts of these product types are not on the posts edge (stories): a complete posts pass never
+    # proves them gone.
+    kept_product_types: frozenset[str] = frozenset()
 
     @property
     def dag_id(self) -> str:

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from socialsync.sandbox.dataset import Dataset
+from socialsync.sandbox.instagram_dataset import InstagramDataset
 from socialsync.sandbox.tiktok_dataset import TikTokDataset
 from socialsync.sandbox.youtube_dataset import YouTubeDataset
 
@@ -20,13 +21,24 @@ class SandboxNetwork:
     expected_counts: Callable[[Dataset], dict[str, int]]  # rows each warehouse table should hold
 
 
+def _instagram_ids(dataset: Dataset) -> list[str]:
+    return InstagramDataset(dataset).tracked_ids()  # owned accounts by id, public ones by @username
+
+
 def _instagram_counts(dataset: Dataset) -> dict[str, int]:
+    """A first sync's rows: every account's profile and media, an owned account's comments with their
+    replies and its live stories (business discovery gives neither)."""
+    ig = InstagramDataset(dataset)
     totals = dataset.totals()
+    owned = ig.managed_profiles()
     captions = sum(dataset.post(p, j).caption is not None
                    for p in range(dataset.spec.profiles) for j in dataset.posts_newest_first(p))
-    return {"profiles": totals["profiles"], "posts": totals["posts"], "media": totals["media"],
-            "comments": totals["comments"], "enrichments (ml)": dataset.spec.profiles + captions,
-            "enrichments (vision)": totals["media"], "sync_jobs succeeded": dataset.spec.profiles}
+    stories = [story for p in owned for story in ig.live_stories(p)]
+    comments = sum(ig.comments_count(p, j) for p in owned for j in dataset.posts_newest_first(p))
+    return {"profiles": totals["profiles"], "posts": totals["posts"] + len(stories),
+            "media": totals["media"] + len(stories), "comments": comments,
+            "enrichments (ml)": dataset.spec.profiles + captions + sum(s.caption is not None for s in stories),
+            "enrichments (vision)": totals["media"] + len(stories), "sync_jobs succeeded": dataset.spec.profiles}
 
 
 def _youtube_ids(dataset: Dataset) -> list[str]:
@@ -63,7 +75,7 @@ def _tiktok_counts(dataset: Dataset) -> dict[str, int]:
 
 
 CATALOG: dict[str, SandboxNetwork] = {
-    "instagram": SandboxNetwork(Dataset.profile_ids, _instagram_counts),
+    "instagram": SandboxNetwork(_instagram_ids, _instagram_counts),
     "youtube": SandboxNetwork(_youtube_ids, _youtube_counts),
     "tiktok": SandboxNetwork(_tiktok_ids, _tiktok_counts),
 }

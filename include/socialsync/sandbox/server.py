@@ -19,6 +19,7 @@ from starlette.routing import Mount, Route
 from socialsync.sandbox.dataset import Dataset, DatasetSpec
 from socialsync.sandbox.faults import FAULT_KINDS, FaultPlan
 from socialsync.sandbox.graph_api import GraphApi, UsageMeter
+from socialsync.sandbox.instagram_dataset import InstagramDataset
 from socialsync.sandbox.jobs_api import JobService
 from socialsync.sandbox.tiktok_api import TikTokApi
 from socialsync.sandbox.tiktok_dataset import TikTokDataset
@@ -48,14 +49,18 @@ class SandboxConfig:
     tiktok_echo_token: bool = True  # repeat the bad token in 401 messages, so clients must scrub them
     faults: FaultPlan = field(default_factory=FaultPlan)
     epoch: int = 0
+    # Graph token -> the profile indexes it manages (the first is its app user). None: ``access_token``
+    # manages every profile but the public-only ones.
+    instagram_tokens: dict[str, list[int]] | None = None
 
 
 def build_app(config: SandboxConfig) -> Starlette:
     counters: Counter[str] = Counter()
     dataset = Dataset(config.spec, epoch=config.epoch)
+    instagram = InstagramDataset(dataset)
     latency = config.latency_ms / 1000
     graph = GraphApi(dataset, config.access_token, UsageMeter(config.calls_per_hour), counters, latency,
-                     config.faults)
+                     config.faults, instagram=instagram, tokens=config.instagram_tokens)
     services = {kind: JobService(kind, config.api_key, config.job_seconds, config.job_failure_rate,
                                  counters, seed=config.spec.seed, latency_s=latency)
                 for kind in ("ml", "vision")}
@@ -105,6 +110,7 @@ def build_app(config: SandboxConfig) -> Starlette:
     app.state.counters = counters
     app.state.dataset = dataset
     app.state.graph = graph
+    app.state.instagram = instagram
     app.state.youtube = youtube
     app.state.tiktok = tiktok
     return app

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 import math
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple, TypeVar, cast
@@ -93,21 +93,24 @@ def _on_postgresql(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql" and conn.dialect.driver in ("psycopg2", "psycopg")
 
 
-def track_entities(conn: Connection, network: str, entity_ids: Iterable[str], now: datetime) -> int:
+def track_entities(conn: Connection, network: str, entity_ids: Iterable[str], now: datetime,
+                   conn_ids: Mapping[str, str] | None = None) -> int:
     """Track ``entity_ids``; returns how many are new.
 
     Naming an entity asks for it: one that was deactivated (it kept missing) becomes active again
-    with its misses reset.
+    with its misses reset. ``conn_ids`` names the connection that reads an entity (its own token);
+    naming one moves the entity to it, and an entity named without keeps the connection it has.
     """
     t = tracked_entities.c
+    readers = dict(conn_ids or {})
     added = 0
     for chunk in _chunks(list(dict.fromkeys(entity_ids))):
         known = set(conn.scalars(select(t.entity_id).where(t.network == network, t.entity_id.in_(chunk))))
         new = [e for e in chunk if e not in known]
         if new:
             conn.execute(insert(tracked_entities),
-                         [{"network": network, "entity_id": e, "active": True, "misses": 0, "added_at": now}
-                          for e in new])
+                         [{"network": network, "entity_id": e, "active": True, "misses": 0, "added_at": now,
+                           "conn_id": readers.get(e)} for e in new])
             added += len(new)
         if known:
             conn.execute(
@@ -116,7 +119,43 @@ def track_entities(conn: Connection, network: str, entity_ids: Iterable[str], no
                        or_(t.active.is_(False), t.misses != 0, t.deactivated_reason.is_not(None)))
                 .values(active=True, misses=0, deactivated_reason=None)
             )
+        moved: dict[str, list[str]] = {}
+        for entity_id in sorted(known & readers.keys()):
+            moved.setdefault(readers[entity_id], []).append(entity_id)
+        for conn_id, moving in moved.items():
+            conn.execute(update(tracked_entities).where(t.network == network, t.entity_id.in_(moving))
+                         .values(conn_id=conn_id))
     return added
+
+
+def connections_of(conn: Connection, network: str, entity_ids: Sequence[str]) -> dict[str, str | None]:
+    """The connection each entity is read with (``None``: the network's own)."""
+    t = tracked_entities.c
+    out: dict[str, str | None] = {entity_id: None for entity_id in entity_ids}
+    for chunk in _chunks(list(dict.fromkeys(entity_ids))):
+        out.update({entity_id: conn_id for entity_id, conn_id in conn.execute(select(t.entity_id, t.conn_id).where(
+            t.network == network, t.entity_id.in_(chunk), t.conn_id.is_not(None)))})
+    return out
+
+
+def profile_ids(conn: Connection, network: str, entity_ids: Sequence[str]) -> dict[str, str]:
+    """The id each entity's rows are keyed by: the one the API named (an ``@username``'s account id),
+    else the entity id itself."""
+    t = tracked_entities.c
+    out = {entity_id: entity_id for entity_id in entity_ids}
+    for chunk in _chunks(list(dict.fromkeys(entity_ids))):
+        out.update({entity_id: profile_id for entity_id, profile_id in conn.execute(select(t.entity_id, t.profile_id)
+                    .where(t.network == network, t.entity_id.in_(chunk), t.profile_id.is_not(None)))})
+    return out
+
+
+def record_identity(conn: Connection, network: str, entity_id: str, profile_id: str, username: str) -> None:
+    """What the API called a tracked entity in the answer a job loaded (in that job's transaction)."""
+    t = tracked_entities.c
+    conn.execute(update(tracked_entities).where(
+        t.network == network, t.entity_id == entity_id,
+        or_(t.profile_id.is_(None), t.profile_id != profile_id, t.username.is_(None), t.username != username))
+        .values(profile_id=profile_id, username=username))
 
 
 def due_entities(conn: Connection, network: str, synced_before: datetime) -> list[str]:

@@ -45,6 +45,13 @@ def read_raw_pages(source: Engine | Connection, page_ids: Sequence[int], chunk: 
             yield RawPage(id=row.id, kind=row.kind, parent_id=row.parent_id, payload=row.payload)
 
 
+def raw_jobs(conn: Connection, job_ids: Sequence[int]) -> list[int]:
+    """Of ``job_ids``, those that stored at least one raw page."""
+    if not job_ids:
+        return []
+    return list(conn.scalars(select(raw_pages.c.job_id).where(raw_pages.c.job_id.in_(list(job_ids))).distinct()))
+
+
 def last_cursor(conn: Connection, job_id: int, kind: str, parent_id: str) -> tuple[bool, str | None]:
     """Whether a job already fetched pages of (kind, parent), and the cursor its last page led to."""
     row = conn.execute(

@@ -91,6 +91,12 @@ tracked_entities = Table(
     Column("deactivated_reason", Text),
     # What its last succeeded job cost of the API's quota: plan's estimate for the next one.
     Column("est_units", Float),
+    # The Airflow connection that reads it (its own token); NULL: the network's connection.
+    Column("conn_id", String(250)),
+    # What the API calls it, once an answer named it: the id its rows are keyed by (an Instagram
+    # account tracked as @username) and its username.
+    Column("profile_id", String(128)),
+    Column("username", String(256)),
 )
 
 # Quota units spent per network and quota period (a day from midnight in the API's zone, or an hour).

@@ -31,6 +31,7 @@ from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 from socialsync.networks.base import NetworkSpec
 from socialsync.storage.jobs import advance_watermark, begin_task, finish_task
+from socialsync.storage.planning import profile_ids, record_identity
 from socialsync.storage.raw import read_raw_pages
 from socialsync.storage.schema import (
     comments,
@@ -115,14 +116,21 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
         cursor = dict(job.cursor or {})
         moment = as_of(cursor, job.started_at)
         bounds = _Bounds.of(cursor)
+        identity: tuple[str, str] | None = None  # what the job's profile page called the entity
         for chunk in _raw_page_chunks(conn, job_id):
             for page in read_raw_pages(conn, chunk):
-                _write(conn, stage, network.name, page.id, bounds.apply(network.normalize(page)), moment, report)
+                normalized = network.normalize(page)
+                if page.kind == "profile" and page.parent_id == job.entity_id and normalized.profiles:
+                    identity = (normalized.profiles[0].profile_id, normalized.profiles[0].username)
+                _write(conn, stage, network.name, page.id, bounds.apply(normalized), moment, report)
             report.pages += len(chunk)
         _stage_comment_watermarks(conn, stage, network.name, job_id, moment)
         stage.merge()
+        if identity is not None:
+            record_identity(conn, network.name, job.entity_id, *identity)
+        profile_id = identity[0] if identity else profile_ids(conn, network.name, [job.entity_id])[job.entity_id]
         if cursor.get("posts_complete") and ("posts", "succeeded") in statuses:
-            _mark_posts_deleted(conn, network.name, job.entity_id, stage.staged(posts), moment, report)
+            _mark_posts_deleted(conn, network, profile_id, stage.staged(posts), moment, report)
         report.deleted_comments += _mark_comments_deleted(conn, network.name, job_id, stage.staged(comments),
                                                           moment)
         extracted = {(kind, status) for kind, status in statuses if kind != "normalize"}
@@ -170,9 +178,14 @@ def _capped(t: ReadOnlyColumnCollection[str, Column[Any]]) -> ColumnElement[bool
     return and_(t.status == "partial", t.seen["capped"].as_boolean().is_not(None))
 
 
-def _mark_posts_deleted(conn: Connection, network: str, entity_id: str, seen: Table, moment: datetime,
+def _mark_posts_deleted(conn: Connection, spec: NetworkSpec, profile_id: str, seen: Table, moment: datetime,
                         report: NormalizeReport) -> None:
-    gone = _unseen(posts, seen, ("post_id",), network, posts.c.profile_id == entity_id, moment)
+    network = spec.name
+    scope = posts.c.profile_id == profile_id
+    if spec.kept_product_types:  # not on the posts edge (stories): a posts pass never proves them gone
+        scope = and_(scope, or_(posts.c.product_type.is_(None),
+                                posts.c.product_type.not_in(sorted(spec.kept_product_types))))
+    gone = _unseen(posts, seen, ("post_id",), network, scope, moment)
     # A deleted post takes its comments with it: marked first, while the posts still say which. The
     # gone posts are worked out once: with the statistics of tables loaded in this very transaction,
     # PostgreSQL would otherwise redo the anti-join for every comment it checks.

@@ -72,6 +72,17 @@ class IgMedia(_Graph):
     children: Edge[IgChild] | None = None
 
 
+class IgStory(_Graph):
+    id: NodeId
+    media_type: Literal["IMAGE", "VIDEO"]
+    media_product_type: str | None = None
+    media_url: str | None = None
+    thumbnail_url: str | None = None
+    permalink: str | None = None
+    timestamp: GraphTime
+    caption: str | None = None
+
+
 class IgComment(_Graph):
     id: NodeId
     text: str | None = None
@@ -79,3 +90,7 @@ class IgComment(_Graph):
     username: str | None = None
     like_count: int | None = Field(default=None, ge=0)
     author: IgUser | None = Field(default=None, alias="from")
+
+
+class IgReply(IgComment):
+    parent_id: NodeId | None = None  # the comment replied to
