@@ -118,6 +118,10 @@ def test_enrichment_waits_are_deferrable_http_sensors(dagbag: DagBag) -> None:
         ({"since_id": "../x"}, "does not match"),
         ({"max_failed_percent": 101}, "is greater than the maximum"),
         ({"full_refresh": "yes"}, "is not of type"),
+        ({"entity_ids": [{"id": "@brand.one"}]}, "'conn_id' is a required property"),
+        ({"entity_ids": [{"id": "@brand.one", "conn_id": "has space"}]}, "'has space' does not match"),
+        ({"entity_ids": [{"id": "@brand one", "conn_id": "ig_brand"}]}, "'@brand one' does not match"),
+        ({"entity_ids": [{"id": "@brand.one", "conn_id": "ig_brand", "token": "x"}]}, "'token' was unexpected"),
     ],
 )
 def test_a_bad_conf_is_refused_with_the_schema_message(dagbag: DagBag, conf: dict, message: str) -> None:
@@ -135,3 +139,7 @@ def test_a_good_conf_validates(dagbag: DagBag) -> None:
     params.update({"entity_ids": [str(178400000000000000 + i) for i in range(MAX_CONF_IDS)],
                    "last_synced_at": "2026-12-31 23:59:59.5-05:30", "max_failed_percent": 25.5})
     assert params.validate()["max_failed_percent"] == 25.5
+    # Owned accounts by id, public ones by @username, each possibly with a connection (token) of its own.
+    params.update({"entity_ids": ["178400000000000001", "@brand.one", {"id": "@creator_2", "conn_id": "ig_shop"},
+                                  {"id": "178400000000000002", "conn_id": "ig_shop.b-2"}]})
+    assert len(params.validate()["entity_ids"]) == 4

@@ -41,14 +41,9 @@ def needed(dataset: Dataset, page: int, comment_page: int, known: Iterable[str] 
     need: Counter[str] = Counter()
     for p in range(dataset.spec.profiles) if profiles is None else profiles:
         public = ig.public_only(p)
-        listed: list[int] = []
-        pages = (discovery_pages(ig, p, page) if public
-                 else walk_pages(lambda b, p=p: dataset.posts_newest_first(p, b), dataset.profile_id(p), page))
-        for taken in pages:
-            need["graph:discovery" if public else "graph:media"] += 1
-            listed += taken
-            if any(dataset.post_id(p, j) in held for j in taken):
-                break
+        pages = _walked(ig, p, page, held)
+        need["graph:discovery" if public else "graph:media"] += len(pages)
+        listed = [j for taken in pages for j in taken]
         if public:
             continue
         need["graph:node"] += 1
@@ -61,3 +56,33 @@ def needed(dataset: Dataset, page: int, comment_page: int, known: Iterable[str] 
                                                      post_id, comment_page))
             need["graph:replies"] += sum(reply_pages(ig, p, j, k) for k in dataset.comments_newest_first(p, j))
     return +need
+
+
+def _walked(ig: InstagramDataset, p: int, page: int, held: set[str]) -> list[list[int]]:
+    """The media pages of account ``p`` a run walks: up to the first that shows a known post."""
+    dataset = ig.dataset
+    pages = (discovery_pages(ig, p, page) if ig.public_only(p)
+             else walk_pages(lambda b: dataset.posts_newest_first(p, b), dataset.profile_id(p), page))
+    for n, taken in enumerate(pages):
+        if any(dataset.post_id(p, j) in held for j in taken):
+            return pages[: n + 1]
+    return pages
+
+
+def moved_posts(dataset: Dataset, page: int, known: Iterable[str], counts: Mapping[str, int]) -> set[str]:
+    """The owned accounts' posts a run lists whose ``comments_count`` moved since ``counts``: their
+    comments and replies are walked again, in full."""
+    ig = InstagramDataset(dataset)
+    held = set(known)
+    return {dataset.post_id(p, j) for p in ig.managed_profiles() for taken in _walked(ig, p, page, held)
+            for j in taken if counts.get(dataset.post_id(p, j), 0) != ig.comments_count(p, j)}
+
+
+def owner_of(path: str, dataset: Dataset) -> int | None:
+    """The account a Graph path reads: a profile's id, or a media, comment, reply or story id (each
+    encodes its profile's index after its kind prefix)."""
+    node = path.split("/")[2] if path.count("/") >= 2 else ""
+    profile = dataset.parse_profile_id(node)
+    if profile is not None:
+        return profile
+    return int(node[4:11]) if node[:4] in ("1790", "1800", "1801", "1792") else None

@@ -15,9 +15,9 @@ from socialsync.storage import jobs as bookkeeping
 from socialsync.storage import planning
 from socialsync.storage.schema import comments, posts, quarantine, sync_jobs, sync_tasks
 from tests.integration.conftest import SMALL
-from tests.integration.instagram_requests import comment_counts, graph_requests, known_posts, needed
+from tests.integration.instagram_requests import comment_counts, graph_requests, known_posts, moved_posts, needed
 from tests.integration.sync_helpers import checksums, client_for, clock, day, open_batch, sync, tracked_ids
-from tests.integration.truth import assert_warehouse_matches, deleted_ids, expected
+from tests.integration.truth import actual, assert_warehouse_matches, deleted_ids, expected
 
 PAGE = 10  # the client's media page size in these tests
 COMMENT_PAGE = 50
@@ -60,6 +60,11 @@ def test_incremental_runs_cost_only_the_changes(sandbox: SandboxServer, warehous
     print(f"after two days of changes: spent {dict(spent)} = needed")
     assert want["graph:comments"] > 0 and want["graph:replies"] > 0 and want["graph:media"] > len(owned) - 1
     _no_live_row_marked_deleted(warehouse, dataset)
+    # The posts whose count moved were walked again: their comments and replies equal the truth now.
+    moved = moved_posts(dataset, PAGE, known, counts)
+    truth = {k: v for k, v in expected(dataset, enrich=False)["comments"].items() if v[0] in moved}
+    got = {k: v for k, v in actual(warehouse)["comments"].items() if v[0] in moved}
+    assert got == truth and any(v[1] is not None for v in truth.values()), "no reply among the changes"
 
     with warehouse.connect() as conn:
         stored = set(conn.scalars(select(posts.c.post_id)))

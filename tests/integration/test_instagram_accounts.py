@@ -25,7 +25,7 @@ from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.schema import sync_jobs, sync_tasks, tracked_entities
 from tests.hostile import HostileProxy, RequestInfo, Rule
 from tests.integration.conftest import SMALL
-from tests.integration.instagram_requests import graph_requests, needed
+from tests.integration.instagram_requests import graph_requests, needed, owner_of
 from tests.integration.sync_helpers import INSTAGRAM, app_user, client_for, day, sync, tracked_ids
 from tests.integration.truth import assert_warehouse_matches, deleted_ids, expected
 
@@ -175,14 +175,6 @@ def _connect(sandbox: SandboxServer, tokens: dict[str, str], app_users: dict[str
     return connect
 
 
-def _owner_of(path: str, dataset: Dataset, ig: InstagramDataset) -> int | None:
-    """The account a Graph path reads (a profile, media, comment, reply or story id encodes it)."""
-    node = path.removeprefix("/v21.0/").split("/")[0]
-    if dataset.parse_profile_id(node) is not None:
-        return dataset.parse_profile_id(node)
-    return int(node[4:11]) if node[:4] in ("1790", "1800", "1801", "1792") else None
-
-
 @pytest.fixture
 def two_shops() -> Iterator[SandboxServer]:
     with SandboxServer(SandboxConfig(spec=SMALL, instagram_tokens={k: list(v) for k, v in TOKENS.items()})) as server:
@@ -193,7 +185,6 @@ def test_accounts_on_two_connections_each_token_only_reads_its_own(two_shops: Sa
                                                                    caplog: pytest.LogCaptureFixture) -> None:
     sandbox = two_shops
     dataset: Dataset = sandbox.app.state.dataset
-    ig = InstagramDataset(dataset)
     ids = tracked_ids(dataset)
     readers = {ids[p]: "ig_shop_a" for p in TOKENS["token-of-shop-a"]}
     readers |= {ids[p]: "ig_shop_b" for p in TOKENS["token-of-shop-b"]}
@@ -208,7 +199,7 @@ def test_accounts_on_two_connections_each_token_only_reads_its_own(two_shops: Sa
     assert_warehouse_matches(warehouse, dataset, enrich=False)
     by_token: dict[str, set[int | None]] = {}
     for token, path in sandbox.app.state.graph.request_log:
-        by_token.setdefault(token, set()).add(_owner_of(path, dataset, ig))
+        by_token.setdefault(token, set()).add(owner_of(path, dataset))
     shop_b_app_user = dataset.parse_profile_id(app_user(sandbox, "token-of-shop-b"))
     assert by_token["token-of-shop-a"] == set(TOKENS["token-of-shop-a"])
     assert by_token["token-of-shop-b"] == set(TOKENS["token-of-shop-b"]) | {shop_b_app_user}  # discovery asks on it

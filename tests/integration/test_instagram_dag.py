@@ -25,6 +25,7 @@ from socialsync.storage.planning import track_entities
 from tests.conftest import ROOT
 from tests.hostile import HostileProxy, RequestInfo, Rule
 from tests.integration.conftest import SMALL
+from tests.integration.instagram_requests import owner_of
 from tests.integration.sync_helpers import checksums, tracked_ids
 from tests.integration.truth import actual, assert_warehouse_matches, expected
 from tests.sandbox_connections import sandbox_connections
@@ -33,9 +34,14 @@ NETWORK = "instagram"
 GONE = "178400000009999999"  # a well-formed id the sandbox does not know: a deleted account
 
 
+# Two businesses, each with a token of its own; account 3 is public (business discovery, no token).
+SHOP_B_TOKEN = "sandbox-token-of-shop-b"
+TOKENS = {"sandbox-token": [0, 1, 2], SHOP_B_TOKEN: [4, 5]}
+
+
 @pytest.fixture(scope="module")
 def sandbox_for_dags() -> Iterator[SandboxServer]:
-    with SandboxServer(SandboxConfig(spec=SMALL, job_seconds=1.5)) as server:
+    with SandboxServer(SandboxConfig(spec=SMALL, job_seconds=1.5, instagram_tokens=TOKENS)) as server:
         yield server
 
 
@@ -73,13 +79,25 @@ def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbo
     url = _warehouse_url(kind, tmp_path, request)
     engine = warehouse_engine(url)
     dataset: Dataset = sandbox_for_dags.app.state.dataset
+    ids = tracked_ids(dataset)
+    shop_b = {ids[p]: "instagram_shop_b" for p in TOKENS[SHOP_B_TOKEN]}  # read with their own connection
+    env = _env(airflow_home, sandbox_for_dags, url)
+    env["AIRFLOW_CONN_INSTAGRAM_SHOP_B"] = json.dumps({
+        "conn_type": "http", "host": f"{sandbox_for_dags.url}/v21.0", "password": SHOP_B_TOKEN,
+        "extra": {"page_size": 10, "ig_user_id": sandbox_for_dags.app.state.graph.app_user_id(SHOP_B_TOKEN)}})
+    log = sandbox_for_dags.app.state.graph.request_log
+    log.clear()
     try:
         with engine.begin() as conn:
-            track_entities(conn, NETWORK, [*tracked_ids(dataset), GONE], _now())
-        result = _airflow(_env(airflow_home, sandbox_for_dags, url), "dags", "test", "instagram_sync",
-                          "--conf", json.dumps({"batch_size": 2}), check=False)
+            track_entities(conn, NETWORK, [*ids, GONE], _now(), shop_b)
+        result = _airflow(env, "dags", "test", "instagram_sync", "--conf", json.dumps({"batch_size": 2}),
+                          check=False)
         output = result.stdout + result.stderr
-        assert "sandbox-token" not in output  # the secret never reaches a log
+        assert "sandbox-token" not in output  # neither secret ever reaches a log
+        # Each token was sent only for the accounts it manages (shop b's for shop b's two).
+        owners = {token: {owner_of(path, dataset) for t, path in log if t == token} for token in TOKENS}
+        assert owners[SHOP_B_TOKEN] == set(TOKENS[SHOP_B_TOKEN]), owners
+        assert owners["sandbox-token"] - {None} == set(TOKENS["sandbox-token"]), owners  # None: GONE's id
         # One job of seven failed, more than the default max_failed_percent (10): the run fails, and
         # its summary (jobs per status, rows, requests) closes the log.
         assert "1 of 7 job(s) failed, more than the max_failed_percent of 10%" in output, output[-3000:]

@@ -97,3 +97,22 @@ def test_a_cursor_this_list_did_not_hand_out_is_refused(engine: Engine, cursor: 
             return
         with pytest.raises(queries.BadCursor):
             queries.posts(conn, "instagram", "7", cursor, 3, False)
+
+
+def test_a_public_account_is_read_by_its_username_or_its_id(engine: Engine) -> None:
+    """An account tracked as ``@username`` keys its rows by the IG user id the API named."""
+    with engine.begin() as conn:
+        conn.execute(schema.tracked_entities.insert(), [
+            {"network": "instagram", "entity_id": "@brand.one", "active": True, "misses": 0, "added_at": NOW,
+             "profile_id": "7", "username": "brand.one"}])
+        conn.execute(schema.profiles.insert(), [
+            {"network": "instagram", "profile_id": "7", "username": "brand.one", "synced_at": NOW}])
+    with engine.connect() as conn:
+        by_name = queries.profile(conn, "instagram", "@brand.one", 30, NOW.date())
+        by_id = queries.profile(conn, "instagram", "7", 30, NOW.date())
+        posts = queries.posts(conn, "instagram", "@brand.one", None, 100, False)
+        assert queries.profile(conn, "tiktok", "@brand.one", 30, NOW.date()) is None
+    assert by_name is not None and by_id is not None
+    assert by_name["profile_id"] == "7" and by_name["profile"] == by_id["profile"]
+    assert by_name["tracked"] is not None and by_name["counts"] == by_id["counts"] and by_name["counts"]["posts"] == 25
+    assert len(posts.items) == 25
