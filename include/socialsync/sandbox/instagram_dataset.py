@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from socialsync.sandbox import words
-from socialsync.sandbox.dataset import REFERENCE_NOW, Dataset
+from socialsync.sandbox.dataset import REFERENCE_NOW, CommentTruth, Dataset
 
 # Id layout, as the dataset's: a kind prefix and fixed-width indexes, so ids decode without lookups.
 _REPLY, _STORY, _COMMENT = "1801", "1792", "1800"
@@ -32,15 +32,8 @@ STORY_WINDOW = timedelta(hours=24)
 
 
 @dataclass(frozen=True)
-class ReplyTruth:
-    id: str
-    parent_id: str  # the top-level comment's id
-    post_id: str
-    text: str
-    timestamp: datetime
-    username: str
-    author_id: str
-    like_count: int
+class ReplyTruth(CommentTruth):
+    parent_id: str = ""  # the top-level comment's id
 
 
 @dataclass(frozen=True)

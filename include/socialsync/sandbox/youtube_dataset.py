@@ -1,4 +1,4 @@
-"""YouTube's view of the generated dataset: channels, uploads, videos, comment threads and their replies.
+"""YouTube's view of the generated dataset: channels, uploads, videos, comment threads, replies, subscriptions.
 
 A channel is profile ``p``, a video is post ``(p, j)``, a top-level comment is comment ``(p, j, k)`` of the
 ``Dataset``, so both networks share one seed and one ``epoch`` (new and deleted videos and comments come
@@ -19,6 +19,7 @@ from functools import lru_cache
 
 from socialsync.sandbox import words
 from socialsync.sandbox.dataset import REFERENCE_NOW, Dataset
+from socialsync.sandbox.youtube_subscriptions import SubscriptionTruth, Subscriptions
 
 INLINE_REPLIES = 5  # replies a comment thread carries inline; the rest only through comments?parentId
 # Forced reply counts of threads k of the busiest video of channel 0 (the boundaries a client must get
@@ -175,6 +176,7 @@ class YouTubeDataset:
         self.seed = dataset.spec.seed
         self._totals: tuple[tuple[int, frozenset[tuple[int, int]]], dict[str, int]] | None = None
         self._busiest: list[tuple[int, int] | None] = []  # computed once, on first use
+        self.subs = Subscriptions(self)
 
     @property
     def epoch(self) -> int:
@@ -198,6 +200,14 @@ class YouTubeDataset:
     def fan_channel_id(self, fan: int) -> str:
         """The channel of commenter ``fan_N``: a ``UC`` id that is no channel of the dataset."""
         return "UC" + _seal(self.seed, "fan", fan.to_bytes(8, "big"), 8)
+
+    def outside_channel_id(self, x: int) -> str:
+        """Channel ``x`` of the outside pool subscriptions point at: a ``UC`` id that is no channel of the dataset."""
+        return "UC" + _seal(self.seed, "outside", x.to_bytes(8, "big"), 8)
+
+    def subscription_id(self, p: int, s: int) -> str:
+        """43 characters, as YouTube's subscription ids (a 24-byte check, p and s in 4 bytes each)."""
+        return _seal(self.seed, "subscription", p.to_bytes(4, "big") + s.to_bytes(4, "big"), 24)
 
     def video_id(self, p: int, j: int) -> str:
         """11 characters (8 bytes: a 2-byte check, p and j in 3 bytes each)."""
@@ -447,6 +457,28 @@ class YouTubeDataset:
             published_at=written,
             updated_at=written + timedelta(minutes=3) if rng.random() < 0.05 else written,
         )
+
+    # --- subscriptions (see youtube_subscriptions) -------------------------------------------------
+    def subscriptions(self, p: int, order: str = "relevance") -> list[int]:
+        """Visible subscription indexes ``s`` of channel ``p``, in the order ``subscriptions.list`` serves them."""
+        return self.subs.ordered(p, order)
+
+    def subscription(self, p: int, s: int) -> SubscriptionTruth:
+        return self.subs.subscription(p, s)
+
+    def subscriptions_private(self, p: int) -> bool:
+        return self.subs.private(p)
+
+    def subscription_count(self, p: int) -> int:
+        return len(self.subs.ordered(p, "relevance"))
+
+    def subscriptions_after(self, p: int, order: str, after: int | None) -> Iterator[int]:
+        """The served order from just past subscription ``after`` (None: from the top)."""
+        return self.subs.after(p, order, after)
+
+    def subscription_pages(self, p: int, limit: int, order: str = "relevance") -> int:
+        """Calls a client walking every page with ``maxResults=limit`` makes (1 for an empty or private list)."""
+        return self.subs.pages(p, limit, order)
 
     # --- totals (ground truth for tests and the demo) --------------------------------------------
     def totals(self) -> dict[str, int]:
