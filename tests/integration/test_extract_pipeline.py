@@ -80,6 +80,10 @@ class _CrashAfter:
     def units(self) -> float:
         return self.client.units
 
+    @property
+    def max_list_items(self) -> int:
+        return self.client.max_list_items
+
     def fetch_profiles(self, entity_ids: Sequence[str]) -> list[FetchedPage]:
         return self.client.fetch_profiles(entity_ids)
 

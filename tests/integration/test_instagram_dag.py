@@ -103,6 +103,10 @@ def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbo
         assert "1 of 7 job(s) failed, more than the max_failed_percent of 10%" in output, output[-3000:]
         assert "socialsync instagram: 7 job(s): 1 failed, 6 succeeded" in output
         assert "rows loaded: " in output and "API requests: " in output
+        # What the network or an account's kind cannot give is named, with the reason, never left silent.
+        assert "not synced: likes on 7 job(s): instagram's Graph API gives counts only" in output, output[-3000:]
+        assert "not synced: subscriptions on 7 job(s): instagram's Graph API gives counts only" in output
+        assert "not synced: comment_threads on 1 job(s): business discovery gives no comments" in output
 
         assert_warehouse_matches(engine, dataset, enrich=True)
         with engine.connect() as conn:

@@ -9,7 +9,7 @@ from airflow.sdk import Param
 from socialsync.extract.request import CONN_ID, ISO_DATETIME, MAX_CONF_IDS, POST_ID
 from socialsync.networks.base import NetworkSpec
 
-SCOPES = ("profile", "posts", "comments", "likes", "all")
+SCOPES = ("profile", "posts", "comments", "subscriptions", "likes", "all")
 
 # What each scope asks extract to do; a network serves the part of it it supports. Stories are
 # posts that expire: asked with the posts.
@@ -17,8 +17,9 @@ SCOPE_PARTS: dict[str, frozenset[str]] = {
     "profile": frozenset({"profile"}),
     "posts": frozenset({"profile", "posts", "stories"}),
     "comments": frozenset({"posts", "comments"}),
+    "subscriptions": frozenset({"profile", "subscriptions"}),
     "likes": frozenset({"likes"}),
-    "all": frozenset({"profile", "posts", "comments", "stories", "likes"}),
+    "all": frozenset({"profile", "posts", "comments", "stories", "subscriptions", "likes"}),
 }
 
 
@@ -40,7 +41,8 @@ def sync_params(entity_id_pattern: str = NetworkSpec.entity_id_pattern) -> dict[
                         "connection (token) of its own. Empty: every tracked profile that is due.",
         ),
         "scope": Param("all", type="string", enum=list(SCOPES), title="Scope",
-                       description="What to sync: profile, posts (with the profile), comments, likes or all."),
+                       description="What to sync: profile, posts (with the profile), comments, subscriptions "
+                                   "(followers and following, with the profile), likes or all."),
         "since_id": Param(None, **nullable_id, title="Since id",
                           description="Stop paging posts when this post id is reached (only newer ones)."),
         "until_id": Param(None, **nullable_id, title="Until id",

@@ -123,7 +123,8 @@ def plan(network_name: str) -> list[int]:
         if busy:
             log.warning("skipping %s profile(s) another run holds, e.g. %s", len(busy),
                         "; ".join(f"{e}: {reason}" for e, reason in list(busy.items())[:10]))
-        planning.record_unsupported(conn, network.name, job_ids, entity_ids, requested - network.scopes)
+        planning.record_unsupported(conn, network.name, job_ids, entity_ids, requested - network.scopes,
+                                    network.not_given)
     log.info("opened %s job(s) in %s batch(es); scope %s", len(job_ids), batches,
              sorted(requested & network.scopes))
     return list(range(batches))
@@ -359,12 +360,13 @@ def summarize(network_name: str) -> dict[str, Any]:
         leftover = bookkeeping.close_unfinished_jobs(conn, network_name, run_id, _now())
         bookkeeping.release_run_leases(conn, network_name, run_id)
         statuses = bookkeeping.run_statuses(conn, network_name, run_id)
+        skipped = bookkeeping.skipped_parts(conn, network_name, run_id)
     ti = context["ti"]
     extracted = [_xcom_sum(ti, f"{BATCH_GROUP}.{step}", "requests") for step in ("extract_posts", "extract_comments")]
     rows = {key: _xcom_sum(ti, f"{BATCH_GROUP}.normalize", key) for key in ROW_KINDS}
     total = sum(statuses.values())
     summary: dict[str, Any] = {"jobs": statuses, "total_jobs": total, "rows": rows, "requests": sum(extracted),
-                               "closed_by_summary": leftover}
+                               "closed_by_summary": leftover, "skipped": skipped}
     note = run_note(network_name, summary)
     for line in note.splitlines():
         log.info("%s", line)
@@ -394,7 +396,9 @@ def run_note(network_name: str, summary: dict[str, Any]) -> str:
             f"rows loaded: {rows}\n"
             f"API requests: {summary['requests']}"
             + (f"\n{summary['closed_by_summary']} job(s) closed failed by the summary (their batch never loaded)"
-               if summary["closed_by_summary"] else ""))
+               if summary["closed_by_summary"] else "")
+            + "".join(f"\nnot synced: {kind} on {count} job(s): {reason}"
+                      for kind, (count, reason) in sorted(summary.get("skipped", {}).items())))
 
 
 def plan_rebuild(network_name: str) -> list[int]:

@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import lru_cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from airflow.api_fastapi.core_api.security import GetUserDep
 from fastapi import Body, Depends, FastAPI, HTTPException, Query, status
@@ -243,6 +243,20 @@ def profile_posts(spec: Readable, engine: Warehouse, profile_id: str, cursor: Cu
     _id(spec.name, spec.entity_id_pattern)(profile_id)
     with engine.connect() as conn:
         return _page(lambda: queries.posts(conn, spec.name, profile_id, cursor, limit, include_deleted))
+
+
+Direction = Annotated[Literal["following", "followers"], Query(
+    description="following: the accounts it follows (a channel's subscriptions); followers: those following it")]
+
+
+@app.get("/v1/networks/{network}/profiles/{profile_id}/follows", response_model=models.Follows,
+         summary="Whom a profile follows (its subscriptions) or who follows it, newest first")
+def profile_follows(spec: Readable, engine: Warehouse, profile_id: str, direction: Direction = "following",
+                    cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT,
+                    include_removed: bool = False) -> dict[str, Any]:
+    _id(spec.name, spec.entity_id_pattern)(profile_id)
+    with engine.connect() as conn:
+        return _page(lambda: queries.follows(conn, spec.name, profile_id, direction, cursor, limit, include_removed))
 
 
 def _post(conn: Any, spec: NetworkSpec, post_id: str) -> None:

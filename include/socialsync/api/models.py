@@ -129,6 +129,21 @@ class Posts(BaseModel):
     next_cursor: str | None
 
 
+class Follow(BaseModel):
+    follower_id: str
+    followee_id: str
+    follower_name: str | None
+    followee_name: str | None
+    first_seen_at: datetime
+    removed_at: datetime | None
+    synced_at: datetime
+
+
+class Follows(BaseModel):
+    items: list[Follow]
+    next_cursor: str | None
+
+
 class Comment(BaseModel):
     comment_id: str
     post_id: str

@@ -208,6 +208,21 @@ def posts(conn: Connection, network: str, entity_id: str, cursor: str | None, li
     return _newest_first(conn, query, "posts", po.c.created_at, po.c.post_id, cursor, limit)
 
 
+def follows(conn: Connection, network: str, entity_id: str, direction: str, cursor: str | None, limit: int,
+            include_removed: bool) -> Page:
+    """Whom a profile follows (``following``: a channel's subscriptions) or who follows it
+    (``followers``), newest first as first seen; by its id or by how it is tracked."""
+    fo = schema.follows
+    profile_id = rows_key(conn, network, entity_id)
+    mine, other = ((fo.c.follower_id, fo.c.followee_id) if direction == "following"
+                   else (fo.c.followee_id, fo.c.follower_id))
+    query = select(fo.c.follower_id, fo.c.followee_id, fo.c.follower_name, fo.c.followee_name, fo.c.first_seen_at,
+                   fo.c.removed_at, fo.c.synced_at).where(fo.c.network == network, mine == profile_id)
+    if not include_removed:
+        query = query.where(fo.c.removed_at.is_(None))
+    return _newest_first(conn, query, f"follows-{direction}", fo.c.first_seen_at, other, cursor, limit)
+
+
 def post_exists(conn: Connection, network: str, post_id: str) -> bool:
     po = schema.posts
     found = conn.scalar(select(po.c.post_id).where(po.c.network == network, po.c.post_id == post_id))

@@ -31,6 +31,9 @@ from socialsync.networks.base import (
 )
 
 ErrorOf = Callable[[httpx.Response, Any, str], ApiError]
+# A list under a profile (followers, subscriptions) longer than this is not walked: 10 million followers
+# are 100,000 requests. A connection extra ``max_list_items`` sets a deployment's own.
+DEFAULT_MAX_LIST_ITEMS = 5_000
 
 
 def http_clients(base_url: str, headers: dict[str, str], timeout: float,
@@ -69,6 +72,7 @@ class JsonApi:
         self.max_attempts, self.max_wait_s, self.backoff_s = max_attempts, max_wait_s, backoff_s
         self._counted = threading.Lock()
         self.requests = 0  # sent so far, retries included
+        self.max_list_items = DEFAULT_MAX_LIST_ITEMS
 
     @classmethod
     def for_connection(cls, credentials: ApiCredentials, headers: dict[str, str], *, error_of: ErrorOf,
@@ -82,7 +86,7 @@ class JsonApi:
         sends back is scrubbed of ``credentials.token``."""
         options = credentials.options
         timeout = float(options.get("timeout", 30.0))
-        return cls(http_clients(credentials.base_url, headers, timeout, transport),
+        api = cls(http_clients(credentials.base_url, headers, timeout, transport),
                    budget=RateBudget.from_options(options, default_in_flight),
                    scrubber=SecretScrubber([credentials.token]), error_of=error_of,
                    deadline_s=float(options.get("deadline_s", 4 * timeout)),
@@ -90,6 +94,8 @@ class JsonApi:
                    max_wait_s=float(options.get("max_wait_s", MAX_WAIT_S)),
                    backoff_s=float(options.get("backoff_s", 0.5)), on_answer=on_answer, failed=failed,
                    auth=auth)
+        api.max_list_items = int(options.get("max_list_items", DEFAULT_MAX_LIST_ITEMS))
+        return api
 
     def close(self) -> None:
         self._http.close()
@@ -150,6 +156,10 @@ class JsonApiClient:
     @property
     def records(self) -> float:
         return 0.0
+
+    @property
+    def max_list_items(self) -> int:
+        return self._api.max_list_items
 
     def list_pages(self, kind: str, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
         """A network that declares profile lists (``NetworkSpec.lists``) pages them here."""

@@ -74,7 +74,7 @@ class SyncRequest(BaseModel):
     # Entities named as ``{"id": ..., "conn_id": ...}`` in ``entity_ids``: the connection that reads each
     # (set from those items, not a conf key of its own).
     conn_ids: dict[str, str] = Field(default_factory=dict)
-    scope: Literal["profile", "posts", "comments", "likes", "all"] = "all"
+    scope: Literal["profile", "posts", "comments", "subscriptions", "likes", "all"] = "all"
     since_id: PostId = None
     until_id: PostId = None
     last_synced_at: Annotated[AwareDatetime | None, BeforeValidator(_iso_time)] = None

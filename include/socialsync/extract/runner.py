@@ -207,7 +207,7 @@ def _lists_of_job(engine: Engine, network: NetworkSpec, client: NetworkClient, j
         try:
             if reason is not None:
                 raise Unavailable(reason)
-            _list_pages(engine, network, client, job, declared.kind, cursor, task_id, report, clock)
+            _list_pages(engine, network, client, job, declared, cursor, task_id, report, clock)
         except AuthError as exc:
             client.budget.stop(exc)
             raise
@@ -231,21 +231,42 @@ def _lists_of_job(engine: Engine, network: NetworkSpec, client: NetworkClient, j
                 report.retry_later.append(job.entity_id)
 
 
-def _list_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef, kind: str,
-                cursor: dict[str, Any], task_id: int, report: ExtractReport, clock: Clock) -> None:
-    key = f"{kind}_after"
+def _list_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
+                declared: ProfileList, cursor: dict[str, Any], task_id: int, report: ExtractReport,
+                clock: Clock) -> None:
+    """One walk of a declared list, from where an earlier attempt of the job stopped. A walk from the top
+    to the last page is ``complete`` (``seen``): only such a walk proves entries removed."""
+    kind = declared.kind
+    key, top = f"{kind}_after", f"{kind}_from_top"
+    count = _profile_count(engine, network, job, declared.bounded_by) if declared.bounded_by else None
+    limit = client.max_list_items
+    if count is not None and count > limit:
+        raise Unavailable(f"{kind} of {job.entity_id}: {count} entries, more than max_list_items ({limit}); "
+                          "not walked")
     for attempt in range(2):
         start = cursor.get(key)
-        guard = PassGuard(f"{kind} of {job.entity_id}", start, None)
+        if start is None:
+            cursor[top] = True
+        guard = PassGuard(f"{kind} of {job.entity_id}", start, count)
+        items = 0
         try:
             for page in guard.watch(client.list_pages(kind, job.entity_id, start)):
-                cursor[key] = page.next_cursor
+                items += page.item_count
+                cut = page.next_cursor is not None and count is None and items > limit
+                cursor[key] = None if cut else page.next_cursor
                 with engine.begin() as conn:  # the page, the cursor after it and, with the last, the sub-sync
                     write_raw_page(conn, network.name, job.id, page, clock())
                     bookkeeping.set_job_cursor(conn, job.id, cursor)
-                    if page.next_cursor is None:
-                        bookkeeping.finish_task(conn, task_id, "succeeded", clock())
+                    if cut:  # a list the API gives no count of, longer than a walk may be
+                        bookkeeping.finish_task(conn, task_id, "partial", None, seen={"complete": False},
+                                                error=f"{kind} of {job.entity_id}: more than max_list_items "
+                                                      f"({limit}) entries; the rest not walked")
+                    elif page.next_cursor is None:
+                        bookkeeping.finish_task(conn, task_id, "succeeded", clock(),
+                                                seen={"complete": bool(cursor.get(top))})
                 report.add(pages=1, items=page.item_count)
+                if cut:
+                    return
             return
         except CursorExpiredError:
             if start is None or attempt:
@@ -408,6 +429,17 @@ def _posts(engine: Engine, network: NetworkSpec, client: NetworkClient, job: boo
         return
     with engine.begin() as conn:
         bookkeeping.finish_task(conn, task_id, "succeeded", clock())
+
+
+def _profile_count(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef, field: str) -> int | None:
+    """A count (``followers_count``) of the job's profile as this job's profile page gave it."""
+    with engine.connect() as conn:
+        page_ids = raw_page_ids(conn, [job.id], kinds=["profile"])
+    for page in read_raw_pages(engine, page_ids[-1:]):
+        for profile in network.normalize(page).profiles:
+            value = getattr(profile, field)
+            return int(value) if value is not None else None
+    return None
 
 
 def _expected_posts(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef) -> int | None:

@@ -29,11 +29,11 @@ def clock() -> datetime:
     return datetime.now(UTC)
 
 
-def open_batch(engine: Engine, network: str, entity_ids: list[str], run_id: str, as_of: datetime,
-               **cursor: object) -> list[bookkeeping.JobRef]:
+def open_batch(engine: Engine, network: str, entity_ids: list[str], run_id: str, as_of: datetime, *,
+               scope: frozenset[str] = SCOPE, **cursor: object) -> list[bookkeeping.JobRef]:
     """What ``plan`` does for one batch: open the jobs (continuing earlier ones) and take the leases."""
     with engine.begin() as conn:
-        parts = bookkeeping.owed_parts(SCOPE & get_network(network).scopes)
+        parts = bookkeeping.owed_parts(scope & get_network(network).scopes)
         start = {"as_of": as_of.isoformat(), "parts": parts, **cursor}
         ids = planning.open_jobs(conn, network, run_id, entity_ids, start, 1, clock())
         planning.acquire_leases(conn, network, run_id, ids, entity_ids, clock())
@@ -42,7 +42,7 @@ def open_batch(engine: Engine, network: str, entity_ids: list[str], run_id: str,
 
 def sync(engine: Engine, network: NetworkSpec, client: NetworkClient | None, entity_ids: list[str], run_id: str,
          as_of: datetime, quota_units: float | None = None, connect: Callable[[str], NetworkClient] | None = None,
-         **window: Any) -> dict[str, int]:
+         scope: frozenset[str] = SCOPE, **window: Any) -> dict[str, int]:
     """plan -> extract posts -> extract comments -> normalize -> close, for one batch (no enrichment).
 
     With ``connect`` (a client for a connection id), each tracked entity is read with its own
@@ -51,10 +51,10 @@ def sync(engine: Engine, network: NetworkSpec, client: NetworkClient | None, ent
     if connect is not None:
         return _sync_per_connection(engine, network, connect, entity_ids, run_id, as_of, **window)
     assert client is not None, "a client, or connect for a client per connection"
-    bounds = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in window.items()
+    bounds: dict[str, Any] = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in window.items()
               if k in ("since_id", "last_synced_at", "full_refresh") and v}
-    jobs = open_batch(engine, network.name, entity_ids, run_id, as_of, **bounds)
-    settings = runner.ExtractWindow(scope=SCOPE & network.scopes, as_of=as_of, **window)
+    jobs = open_batch(engine, network.name, entity_ids, run_id, as_of, scope=scope, **bounds)
+    settings = runner.ExtractWindow(scope=scope & network.scopes, as_of=as_of, **window)
     units_before, records_before = client.units, client.records
     allowance = None
     if network.quota is not None:  # counted on the run's own day, as the DAG counts on the wall clock's
@@ -81,7 +81,7 @@ def sync(engine: Engine, network: NetworkSpec, client: NetworkClient | None, ent
 
 def _sync_per_connection(engine: Engine, network: NetworkSpec, connect: Callable[[str], NetworkClient],
                          entity_ids: list[str], run_id: str, as_of: datetime, **window: Any) -> dict[str, int]:
-    bounds = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in window.items()
+    bounds: dict[str, Any] = {k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in window.items()
               if k in ("since_id", "last_synced_at", "full_refresh") and v}
     jobs = open_batch(engine, network.name, entity_ids, run_id, as_of, **bounds)
     settings = runner.ExtractWindow(scope=SCOPE & network.scopes, as_of=as_of, **window)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Protocol
@@ -114,6 +114,11 @@ class NetworkClient(Protocol):
         ...
 
     @property
+    def max_list_items(self) -> int:
+        """The longest profile list (followers, subscriptions) a walk may take on."""
+        ...
+
+    @property
     def units(self) -> float:
         """Quota units those requests cost (what the API charges, refused calls included)."""
         ...
@@ -144,15 +149,30 @@ class NetworkClient(Protocol):
 
 
 @dataclass(frozen=True)
-class ProfileList:
-    """A list under a profile besides its posts (an account's live stories), walked after the posts.
+class Covers:
+    """The rows of a normalized table a complete walk of a list holds all of: those whose ``column`` is
+    the profile's id (a channel's subscriptions are the ``follows`` rows with it as ``follower_id``)."""
 
-    Its pages are stored as raw pages of ``kind`` with the cursor after each, like posts pages. A walk
-    of it proves nothing gone (stories expire by design, so one missing from today's list is kept).
+    table: str
+    column: str
+
+
+@dataclass(frozen=True)
+class ProfileList:
+    """A list under a profile besides its posts, walked after the posts as a sub-sync of its own:
+    an account's live stories, a channel's subscriptions, a user's followers.
+
+    Its pages are stored as raw pages of ``kind`` with the cursor after each, like posts pages. A list
+    that ``covers`` rows proves, with a complete walk, the ones it no longer holds removed; one that
+    covers none proves nothing gone (stories expire by design, so one missing from today's list is
+    kept). A list ``bounded_by`` a profile count (``followers_count``) is walked only while that count
+    is at most the connection's ``max_list_items``; above it the sub-sync is skipped with the count.
     """
 
     kind: str
     part: str  # the extract part (scope) that asks for it
+    covers: Covers | None = None
+    bounded_by: str | None = None
 
 
 def _serves_everything(entity_id: str) -> dict[str, str]:
@@ -218,6 +238,9 @@ class NetworkSpec:
     # The parts (``comments``, a list's part) an entity's kind of account is not served, with why:
     # they end ``skipped`` with the reason (an Instagram account read through business discovery).
     unserved: Callable[[str], dict[str, str]] = _serves_everything
+    # Why the network does not give a part it lacks (Instagram: counts only, no lists): the reason a
+    # ``skipped`` sub-sync of that part says; without one, that the network does not expose it.
+    not_given: Mapping[str, str] = field(default_factory=dict)
     # Posts of these product types are not on the posts edge (stories): a complete posts pass never
     # proves them gone.
     kept_product_types: frozenset[str] = frozenset()

@@ -35,7 +35,7 @@ def _instagram_counts(dataset: Dataset) -> dict[str, int]:
                    for p in range(dataset.spec.profiles) for j in dataset.posts_newest_first(p))
     stories = [story for p in owned for story in ig.live_stories(p)]
     comments = sum(ig.comments_count(p, j) for p in owned for j in dataset.posts_newest_first(p))
-    return {"profiles": totals["profiles"], "posts": totals["posts"] + len(stories),
+    return {"profiles": totals["profiles"], "follows": 0, "posts": totals["posts"] + len(stories),
             "media": totals["media"] + len(stories), "comments": comments,
             "enrichments (ml)": dataset.spec.profiles + captions + sum(s.caption is not None for s in stories),
             "enrichments (vision)": totals["media"] + len(stories), "sync_jobs succeeded": dataset.spec.profiles}
@@ -47,9 +47,12 @@ def _youtube_ids(dataset: Dataset) -> list[str]:
 
 
 def _youtube_counts(dataset: Dataset) -> dict[str, int]:
-    totals = YouTubeDataset(dataset).totals()
+    data = YouTubeDataset(dataset)
+    totals = data.totals()
+    # The channels each public list subscribes to (a private one is skipped, its job still succeeds).
+    follows = sum(len(data.subscriptions(p)) for p in range(dataset.spec.profiles) if not data.subscriptions_private(p))
     # Every video has a title (its caption) and one media item (the video, with its thumbnail).
-    return {"profiles": totals["channels"], "posts": totals["videos"], "media": totals["videos"],
+    return {"profiles": totals["channels"], "follows": follows, "posts": totals["videos"], "media": totals["videos"],
             "comments": totals["comments"] + totals["replies"],
             "enrichments (ml)": totals["channels"] + totals["videos"], "enrichments (vision)": totals["videos"],
             "sync_jobs succeeded": totals["channels"]}
@@ -68,7 +71,7 @@ def _tiktok_counts(dataset: Dataset) -> dict[str, int]:
     described = sum(data.video(p, j).video_description != ""
                     for p in range(dataset.spec.profiles) for j in data.videos_newest_first(p))
     # Comments and replies past the comment list's 1,000-entry cap cannot be fetched, so cannot be loaded.
-    return {"profiles": totals["accounts"], "posts": totals["videos"], "media": totals["videos"],
+    return {"profiles": totals["accounts"], "follows": 0, "posts": totals["videos"], "media": totals["videos"],
             "comments": totals["reachable_comments"], "enrichments (ml)": totals["accounts"] + described,
             "enrichments (vision)": totals["videos"], "sync_jobs succeeded": totals["accounts"] - capped,
             "sync_jobs other": capped}

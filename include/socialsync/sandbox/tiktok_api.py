@@ -1,4 +1,4 @@
-"""The TikTok Research API protocol over the generated dataset: client tokens, the three research calls, quota.
+"""The TikTok Research API protocol over the generated dataset: client tokens, the research calls, quota.
 
 Served as open.tiktokapis.com/v2 serves it, with these rules (checked by tests/integration/test_tiktok_sandbox.py):
 
@@ -22,14 +22,20 @@ Served as open.tiktokapis.com/v2 serves it, with these rules (checked by tests/i
   their place, so pages may be short. Only the first 1,000 entries are reachable: ``cursor + max_count`` past
   1,000 is a 400 ``Invalid count or cursor`` and the page reaching 1,000 says ``has_more: false``. An unknown
   or deleted video is a 400 ``invalid_params`` (TikTok's v2 errors have no not-found code).
+- User lists (``user/followers``, ``user/following``, ``user/liked_videos``): newest first by a cursor that is a
+  Unix time; a page holds entries strictly older than the cursor (0 or none: from the top) and answers the time
+  of the last entry it covers. Unfollowed, un-liked and deleted entries keep their place, so pages may be
+  short while ``has_more``. ``user/pinned_videos`` answers the whole list at once. An account hiding a list
+  is a 400 ``invalid_params``; an unknown username is refused as user info refuses it (checked by
+  tests/integration/test_tiktok_lists_sandbox.py).
 - Daily quota, per day of the dataset (a new epoch is a new day): research calls that reach the API count a
   request each, invalid ones included, and the videos and comments they return count as records. Once either
   allowance is spent every research call is a 429 ``daily_quota_limit_exceeded``; the call that crosses the
   records allowance is still served in full. Not charged: token calls, 401s, quota refusals and injected
   throttles and server errors. A timeout, cut or reset fault is charged: the answer was computed and lost.
 - Faults (the shared ``FaultPlan``) hit research calls only: throttles are a 429 ``rate_limit_exceeded``,
-  server errors a 500 ``internal_error``; ``repeat`` serves the last video or comment before the cursor
-  again at the top of the page.
+  server errors a 500 ``internal_error``; ``repeat`` serves the last video, comment or list entry before the
+  cursor again at the top of the page.
 """
 
 from __future__ import annotations
@@ -52,8 +58,9 @@ from starlette.routing import Route
 from socialsync.sandbox.faults import FaultPlan
 from socialsync.sandbox.graph_api import _CutShort
 from socialsync.sandbox.tiktok_dataset import COMMENT_CAP, WINDOW_DAYS, TikTokDataset
+from socialsync.sandbox.tiktok_lists import FollowTruth
 
-USERNAMES_MAX, PAGE_MAX, QUERY_DEFAULT, COMMENTS_DEFAULT = 100, 100, 20, 10
+USERNAMES_MAX, PAGE_MAX, QUERY_DEFAULT, COMMENTS_DEFAULT, LISTS_DEFAULT = 100, 100, 20, 10, 20
 USER_FIELDS = ("display_name", "bio_description", "avatar_url", "is_verified", "follower_count", "following_count",
                "likes_count", "video_count", "bio_url")
 VIDEO_FIELDS = ("id", "video_description", "create_time", "username", "region_code", "view_count", "like_count",
@@ -61,6 +68,8 @@ VIDEO_FIELDS = ("id", "video_description", "create_time", "username", "region_co
 COMMENT_FIELDS = ("id", "video_id", "text", "like_count", "reply_count", "parent_comment_id", "create_time")
 _TOKENS_KEPT = 10_000
 _BAD_CURSOR = "Invalid count or cursor"
+_LIST_NAMES = {"followers": "followers", "following": "following", "liked_videos": "liked videos",
+               "pinned_videos": "pinned videos"}
 
 Serve: TypeAlias = Callable[[Request, dict[str, Any], bool], tuple[dict[str, Any], int]]
 
@@ -130,7 +139,11 @@ class TikTokApi:
                 Route("/research/user/info/", self._research("user_info", self._user_info), methods=["POST"]),
                 Route("/research/video/query/", self._research("video_query", self._video_query), methods=["POST"]),
                 Route("/research/video/comment/list/", self._research("comment_list", self._comment_list),
-                      methods=["POST"])]
+                      methods=["POST"]),
+                *(Route(f"/research/user/{kind}/", self._research(kind, serve), methods=["POST"])
+                  for kind, serve in (("followers", self._follow_list("followers")),
+                                      ("following", self._follow_list("following")),
+                                      ("liked_videos", self._liked_videos), ("pinned_videos", self._pinned_videos)))]
 
     def reset_day(self, requests_per_day: int | None = None, records_per_day: int | None = None) -> None:
         """A new quota day: nothing used (and, when given, new daily allowances)."""
@@ -253,14 +266,17 @@ class TikTokApi:
 
     def _user_info(self, request: Request, body: dict[str, Any], repeat: bool) -> tuple[dict[str, Any], int]:
         fields = self._fields(request, USER_FIELDS)
+        truth = self.data.user(self._account(body))
+        return {field: getattr(truth, field) for field in fields}, 0
+
+    def _account(self, body: dict[str, Any]) -> int:
         username = body.get("username")
         if not isinstance(username, str) or not username:
             raise _invalid("The username parameter is required")
         p = self.data.parse_username(username)
         if p is None:
             raise _invalid(f"The username {username} is invalid: cannot find the user")
-        truth = self.data.user(p)
-        return {field: getattr(truth, field) for field in fields}, 0
+        return p
 
     # --- video query ----------------------------------------------------------------------------
     def search_id(self, usernames: list[str], start: date, end: date) -> str:
@@ -353,3 +369,49 @@ class TikTokApi:
             "like_count": comment.like_count, "reply_count": comment.reply_count,
             "parent_comment_id": int(comment.parent_comment_id), "create_time": comment.create_time}
         return {field: full[field] for field in fields}
+
+    # --- user lists -----------------------------------------------------------------------------
+    def _list_owner(self, body: dict[str, Any], kind: str) -> int:
+        p = self._account(body)
+        if self.data.list_private(p, kind):
+            raise _invalid(f"The user has made their {_LIST_NAMES[kind]} list private")
+        return p
+
+    @staticmethod
+    def _list_cursor(body: dict[str, Any]) -> tuple[int, int | None]:
+        """``max_count`` and the cursor (None: from the top, for a missing or 0 cursor)."""
+        return _count(body, "max_count", LISTS_DEFAULT, 1, PAGE_MAX), _count(body, "cursor", 0, 0, 2**63 - 1) or None
+
+    def _short_page(self, shown: int, max_count: int, more: bool) -> None:
+        if more and shown < max_count:
+            self.counters["tiktok:short_pages"] += 1
+
+    def _follow_list(self, kind: str) -> Serve:
+        def serve(request: Request, body: dict[str, Any], repeat: bool) -> tuple[dict[str, Any], int]:
+            max_count, cursor = self._list_cursor(body)
+            p = self._list_owner(body, kind)
+            shown, following, more = self.data.lists.follow_page(p, kind, cursor, max_count, repeat)
+            self._short_page(len(shown), max_count, more)
+            users = [self.follow_item(user) for user in shown]
+            return {f"user_{kind}": users, "cursor": following, "has_more": more}, len(users)
+
+        return serve
+
+    @staticmethod
+    def follow_item(user: FollowTruth) -> dict[str, Any]:
+        return {"username": user.username, "display_name": user.display_name}
+
+    def _liked_videos(self, request: Request, body: dict[str, Any], repeat: bool) -> tuple[dict[str, Any], int]:
+        fields = self._fields(request, VIDEO_FIELDS)
+        max_count, cursor = self._list_cursor(body)
+        p = self._list_owner(body, "liked_videos")
+        shown, following, more = self.data.lists.liked_page(p, cursor, max_count, repeat)
+        self._short_page(len(shown), max_count, more)
+        videos = [self.video_item(q, j, fields) for q, j, _ in shown]
+        return {"user_liked_videos": videos, "cursor": following, "has_more": more}, len(videos)
+
+    def _pinned_videos(self, request: Request, body: dict[str, Any], repeat: bool) -> tuple[dict[str, Any], int]:
+        fields = self._fields(request, VIDEO_FIELDS)
+        p = self._list_owner(body, "pinned_videos")
+        videos = [self.video_item(p, j, fields) for j in self.data.pinned_videos(p)]
+        return {"pinned_videos_list": videos}, len(videos)

@@ -1,5 +1,7 @@
 """TikTok's view of the generated dataset: accounts, videos spread over years, comments with their replies.
 
+The lists of an account (followers, following, liked and pinned videos) live in ``tiktok_lists``.
+
 Account ``p`` is profile ``p`` of the ``Dataset`` (its id on TikTok is the dataset's username), a video is
 post ``(p, j)`` and a top-level comment is comment ``(p, j, k)``, so every network shares one seed and one
 ``epoch``. What only TikTok has (create times stretched over years, replies, the filtered entries of a
@@ -23,6 +25,7 @@ from typing import TypeAlias
 
 from socialsync.sandbox import words
 from socialsync.sandbox.dataset import REFERENCE_NOW, Dataset
+from socialsync.sandbox.tiktok_lists import FollowTruth, LikeKey, TikTokLists
 
 COMMENT_CAP = 1000  # the comment list reaches its 1,000 newest entries and no further
 WINDOW_DAYS = 30  # a video query's end_date is at most 30 days after its start_date
@@ -112,6 +115,7 @@ class TikTokDataset:
         self._comment_ids = _affine(self.seed, "comment")
         self._totals: tuple[tuple[int, frozenset[tuple[int, int]]], dict[str, int]] | None = None
         self._busiest: list[VideoKey | None] = []  # computed once, on first use
+        self.lists = TikTokLists(self)
 
     @property
     def epoch(self) -> int:
@@ -181,16 +185,32 @@ class TikTokDataset:
     # --- accounts -------------------------------------------------------------------------------
     def user(self, p: int) -> TikTokUserTruth:
         profile = self.dataset.profile(p)
-        rng = self._rng("user", p)
-        followers = int(900 * rng.lognormvariate(0.0, 2.1))
-        likes = int(followers * rng.uniform(2.0, 40.0))
+        likes = self._user_rolls(p)[1]
         return TikTokUserTruth(
             index=p, username=profile.username, display_name=profile.name, bio_description=profile.biography,
             avatar_url=f"https://p16-sign.sandbox.invalid/tos-avt/{profile.username}.jpeg",
-            is_verified=p % 5 == 0, follower_count=followers + self.epoch * (followers // 60 + 2 * (p % 7)),
-            following_count=rng.randint(0, 2500), likes_count=likes + self.epoch * (likes // 90 + 17),
-            video_count=self.video_count(p), bio_url=profile.website or "",
+            is_verified=p % 5 == 0, follower_count=self.follow_count(p, "followers", self.epoch),
+            following_count=self.follow_count(p, "following", self.epoch),
+            likes_count=likes + self.epoch * (likes // 90 + 17), video_count=self.video_count(p),
+            bio_url=profile.website or "",
         )
+
+    @lru_cache(maxsize=16384)  # noqa: B019
+    def _user_rolls(self, p: int) -> tuple[int, int, int]:
+        """Account ``p``'s followers and likes at epoch 0, and its following (drawn in this order)."""
+        rng = self._rng("user", p)
+        followers = int(900 * rng.lognormvariate(0.0, 2.1))
+        return followers, int(followers * rng.uniform(2.0, 40.0)), rng.randint(0, 2500)
+
+    def follow_count(self, p: int, kind: str, epoch: int) -> int:
+        """``follower_count`` (kind ``followers``) or ``following_count`` at ``epoch``: the lists' sizes.
+
+        Followers grow by a fixed number a day; following stays put (each day's new follows make up its unfollows).
+        """
+        followers, _, following = self._user_rolls(p)
+        if kind == "followers":
+            return followers + epoch * (followers // 60 + 2 * (p % 7))
+        return following
 
     def video_count(self, p: int) -> int:
         return self.dataset.post_count(p) - len(self.dataset.deleted_posts(p))
@@ -421,6 +441,34 @@ class TikTokDataset:
             windows.append((start, last))
             last = start - timedelta(days=1)
         return windows
+
+    # --- lists (see tiktok_lists) ---------------------------------------------------------------
+    def followers(self, p: int) -> list[FollowTruth]:
+        """Account ``p``'s followers, newest follow first (as ``user/followers`` serves them)."""
+        return self.lists.follows(p, "followers")
+
+    def following(self, p: int) -> list[FollowTruth]:
+        return self.lists.follows(p, "following")
+
+    def liked_videos(self, p: int) -> list[LikeKey]:
+        """``(author, j, liked_at)`` of the visible videos account ``p`` likes, newest like first."""
+        return self.lists.liked(p)
+
+    def pinned_videos(self, p: int) -> list[int]:
+        """Indexes ``j`` of account ``p``'s own videos it pins, in the order shown."""
+        return self.lists.pinned(p)
+
+    def list_private(self, p: int, kind: str) -> bool:
+        """Whether account ``p`` hides its list ``kind`` (followers, following, liked_videos, pinned_videos)."""
+        return self.lists.private(p, kind)
+
+    def list_pages(self, p: int, kind: str, max_count: int) -> int:
+        """Requests a client walking the whole list makes (1 for an empty, private or pinned list)."""
+        return self.lists.pages(p, kind, max_count)
+
+    def list_pages_until(self, p: int, kind: str, max_count: int, known: set[str]) -> int:
+        """Requests a walk makes until a page shows a known entry (a username, or a video id for videos)."""
+        return self.lists.pages(p, kind, max_count, known)
 
     # --- totals (ground truth for tests and the demo) --------------------------------------------
     def totals(self) -> dict[str, int]:

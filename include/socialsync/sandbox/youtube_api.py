@@ -5,7 +5,7 @@ Served as Google serves it, with these rules (checked by tests/integration/test_
 - The key comes in the ``X-Goog-Api-Key`` header; ``key=`` in the URL is accepted too, as Google does, and
   counted in ``youtube:key_in_url``. A missing or wrong key is a 400 ``badRequest`` and costs nothing
   (there is no project to charge).
-- Quota: each of the five list calls costs 1 unit, invalid requests included (Google: "all API requests,
+- Quota: each of the six list calls costs 1 unit, invalid requests included (Google: "all API requests,
   including invalid requests, incur a quota cost of at least one point"), so 400/403/404 answers of a
   resource are charged. Not charged: a refusal because the day's units are spent (403 ``quotaExceeded``),
   an injected throttle or server error (the call never reached the API), and paths that are no API
@@ -21,6 +21,11 @@ Served as Google serves it, with these rules (checked by tests/integration/test_
 - ``pageInfo.totalResults`` is the whole list's size for ``playlistItems`` and the items of this page for
   ``commentThreads`` and ``comments`` (as YouTube reports them); ``channels`` with nothing found has no
   ``items`` key at all, as YouTube answers it; ``order=relevance`` is served like ``order=time``.
+- ``subscriptions?channelId`` lists a channel's public subscriptions in no time order (``order`` relevance,
+  the default, and unread are fixed hashes, alphabetical is by title), so a new subscription may land on any
+  page; ``totalResults`` is the list's size. A channel keeping them private is a 403 ``subscriptionForbidden``,
+  an unknown one a 404 ``subscriberNotFound``; both are charged, as every answer of a resource is (checked by
+  tests/integration/test_youtube_subscriptions_sandbox.py).
 """
 
 from __future__ import annotations
@@ -51,12 +56,13 @@ from socialsync.sandbox.youtube_dataset import (
     YouTubeDataset,
     youtube_time,
 )
+from socialsync.sandbox.youtube_subscriptions import SUBSCRIPTION_ORDERS, SUBSCRIPTIONS_DEFAULT, SUBSCRIPTIONS_MAX
 
 IDS_MAX = 50
 PLAYLIST_ITEMS_DEFAULT, PLAYLIST_ITEMS_MAX = 5, 50
 THREADS_DEFAULT, THREADS_MAX = 20, 100
 REPLIES_DEFAULT, REPLIES_MAX = 20, 100
-RESOURCES = ("channels", "playlistItems", "videos", "commentThreads", "comments")
+RESOURCES = ("channels", "playlistItems", "videos", "commentThreads", "comments", "subscriptions")
 _PARTS = {
     "channels": {"id", "snippet", "statistics", "contentDetails", "status", "brandingSettings", "topicDetails",
                  "localizations"},
@@ -65,6 +71,7 @@ _PARTS = {
                "recordingDetails", "liveStreamingDetails", "localizations"},
     "commentThreads": {"id", "snippet", "replies"},
     "comments": {"id", "snippet"},
+    "subscriptions": {"id", "snippet", "contentDetails", "subscriberSnippet"},
 }
 _STATUS = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 500: "INTERNAL",
            503: "UNAVAILABLE"}
@@ -202,6 +209,8 @@ class YouTubeApi:
             return self._videos(params, parts)
         if resource == "commentThreads":
             return self._comment_threads(params, parts, repeat)
+        if resource == "subscriptions":
+            return self._subscriptions(params, parts, repeat)
         return self._comments(params, parts, repeat)
 
     # --- parameters -----------------------------------------------------------------------------
@@ -475,3 +484,42 @@ class YouTubeApi:
     @staticmethod
     def _part(item: dict[str, Any], parts: set[str]) -> dict[str, Any]:
         return item if "snippet" in parts else {k: v for k, v in item.items() if k != "snippet"}
+
+    # --- subscriptions --------------------------------------------------------------------------
+    def _subscriptions(self, params: QueryParams, parts: set[str], repeat: bool) -> dict[str, Any]:
+        by = self._filter(params, ("channelId", "id", "mine", "myRecentSubscribers", "mySubscribers"))
+        if by != "channelId":
+            raise YouTubeError(400, "invalidFilters", "The sandbox serves subscriptions by channelId only.")
+        order = params.get("order", SUBSCRIPTION_ORDERS[0])
+        if order not in SUBSCRIPTION_ORDERS:
+            raise YouTubeError(400, "invalidParameter", f"Invalid value '{order}' for order")
+        limit = self._max_results(params, SUBSCRIPTIONS_DEFAULT, SUBSCRIPTIONS_MAX)
+        channel = params["channelId"]
+        p = self.data.parse_channel_id(channel)
+        if p is None:
+            raise YouTubeError(404, "subscriberNotFound", "The subscriber identified with the request cannot be "
+                               "found.", domain="youtube.subscription")
+        if self.data.subscriptions_private(p):
+            raise YouTubeError(403, "subscriptionForbidden", "The requester is not allowed to access the requested "
+                               "subscriptions.", domain="youtube.subscription")
+        shown, _, following = self._paged(f"subs-{order}", channel, params, limit,
+                                          lambda after: self.data.subscriptions_after(p, order, after), repeat)
+        items = [self.subscription_resource(p, s, parts) for s in shown]
+        return self._envelope("subscription", items, self.data.subscription_count(p), limit, following)
+
+    def subscription_resource(self, p: int, s: int, parts: set[str]) -> dict[str, Any]:
+        sub = self.data.subscription(p, s)
+        item: dict[str, Any] = {"kind": "youtube#subscription", "etag": "", "id": sub.id}
+        if "snippet" in parts:
+            item["snippet"] = {
+                "publishedAt": youtube_time(sub.published_at), "title": sub.title, "description": sub.description,
+                "resourceId": {"kind": "youtube#channel", "channelId": sub.channel_id},
+                "channelId": self.data.channel_id(p), "thumbnails": _thumbs(sub.thumbnails)}
+        if "contentDetails" in parts:
+            item["contentDetails"] = {"totalItemCount": sub.video_count, "newItemCount": 0, "activityType": "all"}
+        if "subscriberSnippet" in parts:
+            subscriber = self.data.channel(p)
+            item["subscriberSnippet"] = {"title": subscriber.title, "description": subscriber.description,
+                                         "channelId": subscriber.id, "thumbnails": _thumbs(subscriber.thumbnails)}
+        item["etag"] = _etag(item)
+        return item

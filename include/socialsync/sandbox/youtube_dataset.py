@@ -19,7 +19,7 @@ from functools import lru_cache
 
 from socialsync.sandbox import words
 from socialsync.sandbox.dataset import REFERENCE_NOW, Dataset
-from socialsync.sandbox.youtube_subscriptions import SubscriptionTruth, Subscriptions
+from socialsync.sandbox.youtube_subscriptions import Subscriptions, SubscriptionTruth
 
 INLINE_REPLIES = 5  # replies a comment thread carries inline; the rest only through comments?parentId
 # Forced reply counts of threads k of the busiest video of channel 0 (the boundaries a client must get

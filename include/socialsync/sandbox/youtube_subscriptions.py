@@ -93,15 +93,15 @@ class Subscriptions:
 
         A channel is subscribed to once: a draw that repeats one (or is ``p`` itself) goes outside instead.
         """
-        profiles, used, out = self.yt.dataset.spec.profiles, set(), []
+        profiles, used, out = self.yt.dataset.spec.profiles, set[int](), []
         for s in range(count):
             rng = self._rng("target", p, s)
             q = -1
             if profiles > 1 and rng.random() < OWN_SHARE:
                 q = rng.randrange(profiles - 1)
-                q += q >= p
-                q = -1 if q in used else q
-            used.add(q)
+                q = -1 if q + (q >= p) in used else q + (q >= p)
+            if q >= 0:
+                used.add(q)
             out.append(q)
         return tuple(out)
 

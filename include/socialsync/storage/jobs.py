@@ -92,7 +92,7 @@ def owed_parts(parts: Iterable[str]) -> list[str]:
 
 
 # The parts extract works (``likes`` has no network behind it yet: plan records it unsupported).
-EXTRACT_PARTS = ("profile", "posts", "comments", "stories")
+EXTRACT_PARTS = ("profile", "posts", "comments", "stories", "subscriptions")
 
 
 def _kinds_done(conn: Connection, job_ids: Sequence[int]) -> dict[int, set[str]]:
@@ -319,6 +319,21 @@ def run_statuses(conn: Connection, network: str, run_id: str) -> dict[str, int]:
              .where(sync_batches.c.network == network, sync_batches.c.run_id == run_id)
              .group_by(sync_jobs.c.status))
     return {status: count for status, count in conn.execute(query)}
+
+
+def skipped_parts(conn: Connection, network: str, run_id: str) -> dict[str, tuple[int, str]]:
+    """The parts the run's jobs did not sync because nothing serves them (a network that does not give
+    likes, a public account's comments): per sub-sync kind, how many jobs and the first reason."""
+    t = sync_tasks.c
+    query = (select(t.kind, func.count(), func.min(t.last_error))
+             .join(sync_batches, sync_batches.c.job_id == t.job_id)
+             .where(sync_batches.c.network == network, sync_batches.c.run_id == run_id, t.status == "skipped",
+                    t.kind.not_in(PER_ITEM_KINDS), t.last_error.is_not(None))
+             .group_by(t.kind))
+    return {kind: (int(count), str(reason)) for kind, count, reason in conn.execute(query)}
+
+
+PER_ITEM_KINDS = ("comments",)  # sub-syncs of one post each: skipped when up to date, not worth a line
 
 
 def normalized_jobs(conn: Connection, network: str) -> list[tuple[int, str]]:

@@ -357,28 +357,30 @@ def _leases(conn: Connection, network: str, entity_ids: Sequence[str]) -> dict[s
 
 
 def record_unsupported(conn: Connection, network: str, job_ids: Sequence[int], entity_ids: Sequence[str],
-                       parts: Iterable[str]) -> None:
-    """Note on each job a ``skipped`` sub-sync per part the network does not expose (once per job)."""
+                       parts: Iterable[str], reasons: Mapping[str, str] | None = None) -> None:
+    """Note on each job a ``skipped`` sub-sync per part the network does not expose (once per job), with
+    the network's own reason (``NetworkSpec.not_given``) where it gives one."""
+    said = dict(reasons or {})
     kinds = sorted(set(parts))
     if not kinds or not job_ids:
         return
     pairs = list(zip(job_ids, entity_ids, strict=True))
     if _on_postgresql(conn):
-        _record_unsupported_postgresql(conn, network, pairs, kinds)
+        _record_unsupported_postgresql(conn, network, pairs, kinds, said)
         return
     t = sync_tasks.c
     for chunk in _chunks(pairs):
         present = set(conn.execute(select(t.job_id, t.kind, t.external_id)
                                    .where(t.job_id.in_([j for j, _ in chunk]), t.kind.in_(kinds))).tuples())
         rows = [{"job_id": j, "kind": kind, "external_id": e, "status": "skipped", "attempts": 0,
-                 "last_error": _unsupported_message(network, kind)}
+                 "last_error": _unsupported_message(network, kind, said)}
                 for j, e in chunk for kind in kinds if (j, kind, e) not in present]
         if rows:
             conn.execute(insert(sync_tasks), rows)
 
 
-def _unsupported_message(network: str, kind: str) -> str:
-    return f"{network} does not expose {kind}"
+def _unsupported_message(network: str, kind: str, reasons: Mapping[str, str] | None = None) -> str:
+    return (reasons or {}).get(kind) or f"{network} does not expose {kind}"
 
 
 def release_leases(conn: Connection, network: str, job_ids: Sequence[int]) -> None:
@@ -548,10 +550,10 @@ def _acquire_leases_postgresql(conn: Connection, network: str, run_id: str, jobs
 
 
 def _record_unsupported_postgresql(conn: Connection, network: str, pairs: Sequence[tuple[int, str]],
-                                   kinds: Sequence[str]) -> None:
+                                   kinds: Sequence[str], reasons: Mapping[str, str]) -> None:
     """``record_unsupported`` as one INSERT ... ON CONFLICT DO NOTHING over the jobs and kinds."""
     kind = values(column("kind", String), column("message", Text), name="kinds").data(
-        [(k, _unsupported_message(network, k)) for k in kinds])
+        [(k, _unsupported_message(network, k, reasons)) for k in kinds])
     t = sync_tasks.c
     with _scratch(conn, [e for _, e in pairs], [j for j, _ in pairs]) as planned:
         p = planned.c

@@ -251,6 +251,25 @@ comments = Table(
     Index("ix_comments_post", "network", "post_id", "created_at"),
 )
 
+# Who follows whom: a tracked profile's followers are rows with its id as ``followee_id``, the accounts it
+# follows (a YouTube channel's subscriptions) rows with its id as ``follower_id``. ``first_seen_at`` is the
+# as-of time of the first job that listed it (kept by every later upsert), ``synced_at`` the last one's;
+# ``removed_at`` is set by a complete walk of a list that no longer holds it.
+follows = Table(
+    "follows",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("follower_id", String(128), primary_key=True),
+    Column("followee_id", String(128), primary_key=True),
+    Column("follower_name", String(512)),
+    Column("followee_name", String(512)),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("removed_at", UtcDateTime),
+    Column("synced_at", UtcDateTime, nullable=False),
+    Index("ix_follows_followee", "network", "followee_id"),
+    info={"earliest": ("first_seen_at",), "kept_when_null": ("follower_name", "followee_name")},
+)
+
 # One snapshot of a count per entity per day: re-running a day overwrites it.
 metrics = Table(
     "metrics",
@@ -276,4 +295,4 @@ enrichments = Table(
     Column("enriched_at", UtcDateTime, nullable=False),
 )
 
-NORMALIZED_TABLES = (profiles, posts, media, comments, metrics, enrichments)
+NORMALIZED_TABLES = (profiles, posts, media, comments, follows, metrics, enrichments)

@@ -21,11 +21,13 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    case,
     delete,
     func,
     insert,
     select,
     text,
+    true,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
@@ -179,6 +181,11 @@ class StagedUpserts:
             self._send()
         return len(unique)
 
+    def holds(self, table: Table) -> bool:
+        """Whether any row of ``table`` was appended in this session."""
+        load = self._loads.get(table.name)
+        return load is not None and bool(load.staged or load.pending)
+
     def staged(self, table: Table) -> Table:
         """``table``'s stage with every appended row in it, for set-based statements against it."""
         stage = self._stage(table)
@@ -264,8 +271,22 @@ def _merge_statement(load: _Stage, newer: str | None, postgres: bool) -> Insert:
     updates = {c: stmt.excluded[c] for c in columns if c not in load.key}
     if not updates:
         return stmt.on_conflict_do_nothing(index_elements=load.key)
-    where = table.c[newer] <= stmt.excluded[newer] if newer else None
-    return stmt.on_conflict_do_update(index_elements=load.key, set_=updates, where=where)
+    earliest = [c for c in table.info.get("earliest", ()) if c in updates]
+    if not earliest:
+        where = table.c[newer] <= stmt.excluded[newer] if newer else None
+        return stmt.on_conflict_do_update(index_elements=load.key, set_=updates, where=where)
+    # A table that keeps when a row was first seen: that column takes the earlier of the two whatever
+    # the order jobs are replayed in; the others follow the ``newer`` rule, a NULL keeping what is held.
+    fresh = table.c[newer] <= stmt.excluded[newer] if newer else true()
+    kept = set(table.info.get("kept_when_null", ()))
+    set_: dict[str, Any] = {}
+    for c, value in updates.items():
+        if c in earliest:
+            set_[c] = case((table.c[c] <= value, table.c[c]), else_=value)
+        else:
+            chosen = func.coalesce(value, table.c[c]) if c in kept else value
+            set_[c] = case((fresh, chosen), else_=table.c[c])
+    return stmt.on_conflict_do_update(index_elements=load.key, set_=set_)
 
 
 def _memo(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:

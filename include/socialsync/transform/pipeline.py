@@ -22,6 +22,7 @@ from sqlalchemy import (
     case,
     delete,
     exists,
+    func,
     insert,
     or_,
     select,
@@ -29,12 +30,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
-from socialsync.networks.base import NetworkSpec
+from socialsync.networks.base import NetworkSpec, ProfileList
 from socialsync.storage.jobs import advance_watermark, begin_task, finish_task
 from socialsync.storage.planning import profile_ids, record_identity
 from socialsync.storage.raw import read_raw_pages
 from socialsync.storage.schema import (
     comments,
+    follows,
     media,
     metrics,
     posts,
@@ -47,6 +49,7 @@ from socialsync.storage.schema import (
 )
 from socialsync.storage.staging import StagedUpserts
 from socialsync.storage.state import comment_watermark
+from socialsync.storage.upserts import upsert
 from socialsync.transform.records import NormalizedPage
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,8 @@ class NormalizeReport:
     rejects: int = 0
     deleted_posts: int = 0
     deleted_comments: int = 0
+    follows: int = 0
+    removed_follows: int = 0
 
     def as_xcom(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -125,14 +130,16 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
                 _write(conn, stage, network.name, page.id, bounds.apply(normalized), moment, report)
             report.pages += len(chunk)
         _stage_comment_watermarks(conn, stage, network.name, job_id, moment)
+        profile_id = identity[0] if identity else profile_ids(conn, network.name, [job.entity_id])[job.entity_id]
+        fresh = _new_entries(conn, stage, network, profile_id, moment)
         stage.merge()
         if identity is not None:
             record_identity(conn, network.name, job.entity_id, *identity)
-        profile_id = identity[0] if identity else profile_ids(conn, network.name, [job.entity_id])[job.entity_id]
         if cursor.get("posts_complete") and ("posts", "succeeded") in statuses:
             _mark_posts_deleted(conn, network, profile_id, stage.staged(posts), moment, report)
         report.deleted_comments += _mark_comments_deleted(conn, network.name, job_id, stage.staged(comments),
                                                           moment)
+        _prove_list_removals(conn, stage, network, job_id, profile_id, moment, fresh, report)
         extracted = {(kind, status) for kind, status in statuses if kind != "normalize"}
         owed = set(cursor.get("parts", [])) - {kind for kind, _ in extracted}  # parts that never started
         if job.status not in ("failed", "skipped") and extracted and not owed and all(
@@ -210,6 +217,59 @@ def _mark_comments_deleted(conn: Connection, network: str, job_id: int, seen: Ta
                                                  comments.c.post_id.in_(passed), moment), moment)
 
 
+COVERED = {"follows": follows}  # the tables a declared list may cover (``Covers.table``)
+
+
+def _covering(network: NetworkSpec) -> Iterator[tuple[ProfileList, Table, str]]:
+    for declared in network.lists:
+        if declared.covers is not None:
+            yield declared, COVERED[declared.covers.table], declared.covers.column
+
+
+def _new_entries(conn: Connection, stage: StagedUpserts, network: NetworkSpec, profile_id: str,
+                 moment: datetime) -> dict[str, int | None]:
+    """Before the merge, per covering list: how many entries the job listed that the table does not hold
+    live (``None`` when it holds none of the list yet: a first walk finds it whole, nothing is new)."""
+    out: dict[str, int | None] = {}
+    for declared, table, column in _covering(network):
+        if not stage.holds(table):
+            continue
+        seen = stage.staged(table)
+        key = [c.name for c in table.primary_key.columns]
+        held = exists().where(*(table.c[k] == seen.c[k] for k in key), table.c.removed_at.is_(None))
+        before = conn.scalar(select(func.count()).select_from(table).where(
+            table.c.network == network.name, table.c[column] == profile_id, table.c.synced_at < moment))
+        out[declared.kind] = int(conn.scalar(select(func.count()).select_from(seen).where(
+            seen.c.network == network.name, seen.c[column] == profile_id, ~held)) or 0) if before else None
+    return out
+
+
+def _prove_list_removals(conn: Connection, stage: StagedUpserts, network: NetworkSpec, job_id: int, profile_id: str,
+                         moment: datetime, fresh: dict[str, int | None], report: NormalizeReport) -> None:
+    """What each complete walk of a covering list proves: the rows of the profile it no longer holds are
+    removed (one statement); and the day's ``<kind>_new`` and ``<kind>_lost`` metrics, once the list was
+    seen before. A walk that was not complete (an anomaly, a cap) proves nothing removed."""
+    t = sync_tasks.c
+    walked = dict(conn.execute(select(t.kind, t.seen).where(
+        t.job_id == job_id, t.status == "succeeded", t.kind.in_([d.kind for d, _, _ in _covering(network)]))).all())
+    for declared, table, column in _covering(network):
+        if declared.kind not in walked or not (walked[declared.kind] or {}).get("complete"):
+            continue
+        key = [c.name for c in table.primary_key.columns]
+        seen = stage.staged(table)
+        staged = exists().where(*(seen.c[k] == table.c[k] for k in key))
+        lost = int(conn.execute(update(table).where(
+            table.c.network == network.name, table.c[column] == profile_id, table.c.removed_at.is_(None),
+            table.c.synced_at <= moment, ~staged).values(removed_at=moment, synced_at=moment)).rowcount)
+        report.removed_follows += lost
+        new = fresh.get(declared.kind)
+        if new is not None:
+            upsert(conn, metrics, [{"network": network.name, "entity_kind": "profile", "entity_id": profile_id,
+                                    "metric": f"{declared.kind}_{name}", "captured_on": captured_on(moment),
+                                    "value": float(value), "synced_at": moment}
+                                   for name, value in (("new", new), ("lost", lost))])
+
+
 @dataclass
 class _Bounds:
     """An explicit ``last_synced_at`` / ``since_id`` from conf: records outside them are not loaded.
@@ -275,6 +335,8 @@ def _write(conn: Connection, stage: StagedUpserts, network: str, page_id: int, p
     report.posts += stage.append(posts, [{**base, **p.model_dump(), "deleted": False} for p in page.posts])
     report.media += stage.append(media, [{**base, **m.model_dump()} for m in page.media])
     report.comments += stage.append(comments, [{**base, **c.model_dump(), "deleted": False} for c in page.comments])
+    report.follows += stage.append(follows, [{**base, **f.model_dump(), "first_seen_at": moment, "removed_at": None}
+                                             for f in page.follows])
     report.metrics += stage.append(metrics, [
         {**base, **m.model_dump(), "captured_on": captured_on(moment)} for m in page.metrics])
     # Re-normalizing a page replaces its rejects rather than piling them up.

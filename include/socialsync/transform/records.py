@@ -62,6 +62,16 @@ class Comment(_Record):
     reply_count: int | None = None  # replies the thread had when listed (YouTube's totalReplyCount)
 
 
+class Follow(_Record):
+    """One account following another (a YouTube subscription, a TikTok follow); either side may be
+    a profile nobody tracks, named as the list named it."""
+
+    follower_id: str
+    followee_id: str
+    follower_name: str | None = None
+    followee_name: str | None = None
+
+
 class Metric(_Record):
     entity_kind: Literal["profile", "post"]
     entity_id: str
@@ -86,6 +96,7 @@ class NormalizedPage:
     media: list[Media] = field(default_factory=list)
     comments: list[Comment] = field(default_factory=list)
     metrics: list[Metric] = field(default_factory=list)
+    follows: list[Follow] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
     def validated(self, model: type[M], item: Any, record_kind: str) -> M | None:

@@ -38,6 +38,9 @@ NETWORK = NetworkSpec(
     lists=(ProfileList(kind="stories", part="stories"),),
     unserved=_unserved,
     kept_product_types=frozenset({mapping.STORY}),
+    not_given={part: "instagram's Graph API gives counts only (followers_count, follows_count and each post's "
+                     f"like_count, kept in metrics): no list of {what}"
+               for part, what in (("likes", "likers"), ("subscriptions", "followers or followed accounts"))},
     description="Instagram Graph API: owned accounts (profiles, media, comments with replies, stories) and "
                 "public professional accounts through business discovery (profiles, media).",
 )

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 MAX_IDS = 50  # channels.list and videos.list take at most 50 ids a call
 MAX_UPLOADS_PAGE = 50
 MAX_COMMENTS_PAGE = 100
+MAX_SUBSCRIPTIONS_PAGE = 50
 INLINE_REPLIES = 5  # commentThreads carries at most this many replies of a thread
 DEFAULT_IN_FLIGHT = 16
 QUOTA_DAY = ZoneInfo("America/Los_Angeles")  # the daily quota resets at midnight Pacific time
@@ -122,6 +123,22 @@ class YouTubeClient(JsonApiClient):
             payload = {"kind": "socialsync#uploadsPage", "playlistItems": listing, "videos": videos}
             yield FetchedPage("posts", entity_id, {"calls": calls}, status, payload, asked_with, paginator.cursor,
                               len(listing["items"]), units=len(calls))
+            if not paginator.has_next_page:
+                return
+
+    # --- subscriptions --------------------------------------------------------------------------
+    def list_pages(self, kind: str, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
+        """The channels a channel subscribes to (``subscriptions.list``; public ones only, in no time
+        order: every walk goes to the end). A private list answers ``subscriptionForbidden``."""
+        if kind != "subscriptions":
+            raise ValueError(f"youtube lists no {kind!r} under a channel")
+        paginator = PageTokenPaginator(cursor)
+        while True:
+            params: dict[str, Any] = {"part": "snippet", "channelId": entity_id, "maxResults": MAX_SUBSCRIPTIONS_PAGE}
+            asked_with = paginator.cursor
+            status, answer = self._page("subscriptions", params, paginator, entity_id)
+            yield FetchedPage("subscriptions", entity_id, _request("subscriptions", params), status, answer, asked_with,
+                              paginator.cursor, len(answer["items"]))
             if not paginator.has_next_page:
                 return
 
@@ -223,6 +240,8 @@ def google_error(status: int, body: Any, path: str, backoff_s: float) -> ApiErro
         return ThrottledError(message, status, reason, retryable=True, retry_after=backoff_s * 4)
     if "commentsDisabled" in reasons:
         return Unavailable(f"comments are disabled ({message})", status, reason)
+    if "subscriptionForbidden" in reasons:
+        return Unavailable(f"the channel keeps its subscriptions private ({message})", status, reason)
     if "invalidPageToken" in reasons:
         return CursorExpiredError(message, status, reason)
     if reasons & AUTH_REASONS or status == 401 or (status == 400 and "API key" in str(error.get("message"))):

@@ -12,7 +12,7 @@ from typing import Any
 
 from socialsync.networks.base import PostStub, RawPage
 from socialsync.networks.youtube import models as yt
-from socialsync.transform.records import Comment, Media, NormalizedPage, Post, Profile
+from socialsync.transform.records import Comment, Follow, Media, NormalizedPage, Post, Profile
 
 SHORT_MAX_S = 60  # a Short is at most a minute long
 
@@ -69,9 +69,21 @@ def normalize(page: RawPage) -> NormalizedPage:
             for answer in answers if isinstance(answers, list) else []:
                 for item in _items(answer):
                     _comment(item, page.parent_id, None, out)
+    elif page.kind == "subscriptions":
+        for item in _items(page.payload):
+            _subscription(item, page.parent_id, out)
     else:
         raise ValueError(f"youtube has no raw page kind {page.kind!r}")
     return out
+
+
+def _subscription(item: Any, channel_id: str, out: NormalizedPage) -> None:
+    """A channel the profile subscribes to: the profile follows it."""
+    subscription = out.validated(yt.Subscription, item, "subscription")
+    if subscription is None:
+        return
+    out.follows.append(Follow(follower_id=channel_id, followee_id=subscription.snippet.resource.channel_id,
+                              followee_name=subscription.snippet.title))
 
 
 def _channel(item: Any, out: NormalizedPage) -> None:

@@ -144,3 +144,19 @@ class CommentThread(_Google):
     id: ResourceId
     snippet: ThreadSnippet
     replies: ThreadReplies | None = None
+
+
+class SubscribedChannel(_Google):
+    kind: str | None = None
+    channel_id: ResourceId = Field(alias="channelId")
+
+
+class SubscriptionSnippet(_Google):
+    title: str | None = None
+    published_at: Rfc3339 | None = Field(default=None, alias="publishedAt")
+    resource: SubscribedChannel = Field(alias="resourceId")
+
+
+class Subscription(_Google):
+    id: str
+    snippet: SubscriptionSnippet
