@@ -15,7 +15,15 @@ from socialsync.storage import migrate, schema
 from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.planning import track_entities
 from tests.integration.test_instagram_dag import _airflow, _env, _now, airflow_home, sandbox_for_dags  # noqa: F401
-from tests.integration.tiktok_truth import assert_tiktok_matches, calls, calls_since, first_sync_requests
+from tests.integration.tiktok_truth import (
+    assert_tiktok_matches,
+    calls,
+    calls_since,
+    first_sync_requests,
+    follow_truth,
+    held_follows,
+    held_names,
+)
 
 
 def test_tiktok_sync_loads_the_ground_truth_and_keeps_no_token(
@@ -35,6 +43,8 @@ def test_tiktok_sync_loads_the_ground_truth_and_keeps_no_token(
         result = _airflow(env, "dags", "test", "tiktok_sync", "--conf", json.dumps({"enrich": False}))
         assert_tiktok_matches(engine, data)
         assert calls_since(sandbox_for_dags.counters, before) == first_sync_requests(data, accounts, as_of)
+        # scope all: who follows each account and whom it follows, as far as max_list_items allows.
+        assert held_names(held_follows(engine), data, accounts) == follow_truth(data, accounts)
         p, _ = data.busiest_video() or (0, 0)
         with engine.connect() as conn:
             statuses = dict(conn.execute(select(schema.sync_jobs.c.entity_id, schema.sync_jobs.c.status)

@@ -19,7 +19,15 @@ from socialsync.transform.pipeline import normalize_jobs
 from tests.conftest import ROOT
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import SCOPE, clock, day, kill_when
-from tests.integration.tiktok_truth import assert_tiktok_matches, first_sync_requests
+from tests.integration.tiktok_truth import (
+    LIST_KINDS,
+    assert_tiktok_matches,
+    first_sync_requests,
+    follow_truth,
+    held_follows,
+    held_names,
+    walked,
+)
 
 PAGE = 10
 KILL_AFTER = 12  # committed video pages (a page per account an answer had videos of)
@@ -73,3 +81,43 @@ def test_sigkill_mid_walk_then_retry_loses_nothing(tmp_path) -> None:  # type: i
         assert 0 < queries_at_kill < fewest
         assert sandbox.counters["tiktok:video_query"] <= fewest + 1  # at most the answer in flight, again
         assert_tiktok_matches(engine, data)
+
+
+LISTS_CHILD = CHILD.replace('frozenset({"profile", "posts", "comments"})', 'frozenset({"profile", "subscriptions"})')
+
+
+def _list_pages(engine) -> int:  # type: ignore[no-untyped-def]
+    with engine.connect() as conn:
+        return int(conn.scalar(select(func.count()).select_from(raw_pages).where(
+            raw_pages.c.kind.in_(LIST_KINDS))))
+
+
+def test_sigkill_mid_follower_walks_then_retry_loses_nothing(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """Followers and following lists of every account walked at once, killed mid-walk: the retry goes on
+    from each list's committed cursor, asking again at most the one page each list had in flight."""
+    url = f"sqlite:///{tmp_path / 'warehouse.db'}"
+    engine = warehouse_engine(url)
+    with SandboxServer(SandboxConfig(spec=SMALL, latency_ms=40)) as sandbox:
+        data: TikTokDataset = sandbox.app.state.tiktok.data
+        accounts = list(range(data.dataset.spec.profiles))
+        lists = [(p, kind) for p in accounts for kind in LIST_KINDS if walked(data, p, kind)]
+        fewest = sum(data.list_pages(p, kind, 100) for p, kind in lists)
+        assert fewest > 30
+        scope = frozenset({"profile", "subscriptions"})
+        inline.open_batch(engine, "tiktok", [data.user(p).username for p in accounts], "run", day(0), scope=scope)
+        kill_when(LISTS_CHILD, [url, f"{sandbox.url}/tiktok/v2", "run", day(0).isoformat()], ROOT,
+                  lambda: _list_pages(engine) >= 20)
+        asked_at_kill = sum(sandbox.counters[f"tiktok:{kind}"] for kind in LIST_KINDS)
+
+        with engine.connect() as conn:
+            jobs = bookkeeping.jobs_in_batch(conn, "tiktok", "run", 0)
+        client = TikTokClient(ApiCredentials(f"{sandbox.url}/tiktok/v2", "sandbox-secret", OPTIONS))
+        runner.extract_posts(engine, TIKTOK, client, jobs, runner.ExtractWindow(scope=scope, as_of=day(0)), clock)
+        normalize_jobs(engine, TIKTOK, [job.id for job in jobs])
+
+        private = sum(1 for p in accounts for kind in LIST_KINDS if data.list_private(p, kind))
+        asked = sum(sandbox.counters[f"tiktok:{kind}"] for kind in LIST_KINDS) - private
+        assert 0 < asked_at_kill < fewest + private
+        assert asked <= fewest + len(lists)  # at most a page in flight per list, asked again
+        assert _list_pages(engine) == fewest  # every page stored once
+        assert held_names(held_follows(engine), data, accounts) == follow_truth(data, accounts)

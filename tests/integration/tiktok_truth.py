@@ -122,3 +122,41 @@ def next_day_requests(data: TikTokDataset, accounts: list[int], as_of: date, syn
         if (count or before) and count != before:
             out["comment_list"] += len(data.comment_pages(p, j, page_size))
     return out, {data.video_id(p, j) for p, j in listed}
+
+
+LIST_KINDS = ("followers", "following")
+MAX_LIST_ITEMS = 5_000  # the default: a longer list is not walked
+
+
+def walked(data: TikTokDataset, p: int, kind: str) -> bool:
+    return not data.list_private(p, kind) and data.follow_count(p, kind, data.dataset.epoch) <= MAX_LIST_ITEMS
+
+
+def follow_truth(data: TikTokDataset, accounts: list[int]) -> dict[tuple[str, str], str | None]:
+    """Every follow of the walked lists: (follower, followee) -> the other side's display name."""
+    out: dict[tuple[str, str], str | None] = {}
+    for p in accounts:
+        me = data.user(p).username
+        for kind in LIST_KINDS:
+            if not walked(data, p, kind):
+                continue
+            for follow in (data.followers(p) if kind == "followers" else data.following(p)):
+                out[(follow.username, me) if kind == "followers" else (me, follow.username)] = follow.display_name
+    return out
+
+
+def held_follows(engine: Engine, live: bool = True) -> dict[tuple[str, str], tuple[Any, ...]]:
+    f = schema.follows.c
+    query = select(f.follower_id, f.followee_id, f.follower_name, f.followee_name, f.first_seen_at, f.removed_at)
+    query = query.where(f.network == "tiktok", *([f.removed_at.is_(None)] if live else []))
+    with engine.connect() as conn:
+        return {(r[0], r[1]): tuple(r[2:]) for r in conn.execute(query)}
+
+
+def held_names(follows: dict[tuple[str, str], tuple[Any, ...]], data: TikTokDataset,
+           accounts: list[int]) -> dict[tuple[str, str], str | None]:
+    """The other side's name as held: the follower's when the followee is the tracked one, else the followee's."""
+    mine = {data.user(p).username for p in accounts}
+    return {key: (row[0] if key[1] in mine and row[0] is not None else row[1]) for key, row in follows.items()}
+
+

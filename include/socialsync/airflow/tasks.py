@@ -117,7 +117,8 @@ def plan(network_name: str) -> list[int]:
             entity_ids = _within_quota(conn, network, entity_ids)
         batches = planning.batch_count(len(entity_ids), MAX_BATCHES, request.batch_size or MIN_BATCH_SIZE)
         now = _now()
-        cursor = {**_plan_cursor(request, run_time), "parts": bookkeeping.owed_parts(requested & network.scopes)}
+        owed = bookkeeping.owed_parts(requested & network.scopes, network.lists)
+        cursor = {**_plan_cursor(request, run_time), "parts": owed}
         job_ids = planning.open_jobs(conn, network.name, run_id, entity_ids, cursor, batches, now)
         busy = planning.acquire_leases(conn, network.name, run_id, job_ids, entity_ids, now)
         if busy:

@@ -34,6 +34,8 @@ ErrorOf = Callable[[httpx.Response, Any, str], ApiError]
 # A list under a profile (followers, subscriptions) longer than this is not walked: 10 million followers
 # are 100,000 requests. A connection extra ``max_list_items`` sets a deployment's own.
 DEFAULT_MAX_LIST_ITEMS = 5_000
+# A newest-first list is walked to its end (proving removals) at least this often (``full_list_days``).
+DEFAULT_FULL_LIST_DAYS = 7
 
 
 def http_clients(base_url: str, headers: dict[str, str], timeout: float,
@@ -73,6 +75,7 @@ class JsonApi:
         self._counted = threading.Lock()
         self.requests = 0  # sent so far, retries included
         self.max_list_items = DEFAULT_MAX_LIST_ITEMS
+        self.full_list_days = DEFAULT_FULL_LIST_DAYS
 
     @classmethod
     def for_connection(cls, credentials: ApiCredentials, headers: dict[str, str], *, error_of: ErrorOf,
@@ -95,6 +98,7 @@ class JsonApi:
                    backoff_s=float(options.get("backoff_s", 0.5)), on_answer=on_answer, failed=failed,
                    auth=auth)
         api.max_list_items = int(options.get("max_list_items", DEFAULT_MAX_LIST_ITEMS))
+        api.full_list_days = int(options.get("full_list_days", DEFAULT_FULL_LIST_DAYS))
         return api
 
     def close(self) -> None:
@@ -160,6 +164,10 @@ class JsonApiClient:
     @property
     def max_list_items(self) -> int:
         return self._api.max_list_items
+
+    @property
+    def full_list_days(self) -> int:
+        return self._api.full_list_days
 
     def list_pages(self, kind: str, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
         """A network that declares profile lists (``NetworkSpec.lists``) pages them here."""

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar, cast
 
@@ -26,6 +26,7 @@ from socialsync.networks.base import (
     AuthError,
     CommentHistory,
     CursorExpiredError,
+    FetchedPage,
     GroupedPostsClient,
     NetworkClient,
     NetworkSpec,
@@ -33,6 +34,7 @@ from socialsync.networks.base import (
     PageAnomaly,
     PostStub,
     ProfileList,
+    RawPage,
     ThrottledError,
     Unavailable,
 )
@@ -40,7 +42,14 @@ from socialsync.storage import jobs as bookkeeping
 from socialsync.storage.planning import profile_ids
 from socialsync.storage.raw import last_cursor, raw_page_ids, read_raw_pages, write_raw_page
 from socialsync.storage.schema import profiles
-from socialsync.storage.state import comment_debt, comment_watermarks, known_comments, known_posts
+from socialsync.storage.state import (
+    comment_debt,
+    comment_watermarks,
+    known_comments,
+    known_posts,
+    known_rows,
+    last_complete_walk,
+)
 
 log = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -175,7 +184,8 @@ def extract_posts(engine: Engine, network: NetworkSpec, client: NetworkClient,
             _each_concurrently(work, live, client.budget.max_in_flight)
         lists = [declared for declared in network.lists if declared.part in window.scope]
         if lists:
-            _each_concurrently(lambda job: _lists_of_job(engine, network, client, job, lists, report, clock, last_try),
+            _each_concurrently(lambda job: _lists_of_job(engine, network, client, job, lists, window, report, clock,
+                                                         last_try),
                                _still_live(engine, live), client.budget.max_in_flight)
     finally:
         report.requests = client.requests - requests_before
@@ -192,7 +202,8 @@ def _still_live(engine: Engine, jobs: Sequence[bookkeeping.JobRef]) -> list[book
 
 
 def _lists_of_job(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                  lists: Sequence[ProfileList], report: ExtractReport, clock: Clock, last_try: bool) -> None:
+                  lists: Sequence[ProfileList], window: ExtractWindow, report: ExtractReport, clock: Clock,
+                  last_try: bool) -> None:
     """Each declared list of the job's profile (its live stories), a sub-sync each, page by page into
     raw with the cursor after each page. Such a walk proves nothing gone; an anomaly ends it ``partial``."""
     if _stopped_before(engine, client, job, report, clock):
@@ -207,7 +218,7 @@ def _lists_of_job(engine: Engine, network: NetworkSpec, client: NetworkClient, j
         try:
             if reason is not None:
                 raise Unavailable(reason)
-            _list_pages(engine, network, client, job, declared, cursor, task_id, report, clock)
+            _list_pages(engine, network, client, job, declared, window, cursor, task_id, report, clock)
         except AuthError as exc:
             client.budget.stop(exc)
             raise
@@ -232,17 +243,21 @@ def _lists_of_job(engine: Engine, network: NetworkSpec, client: NetworkClient, j
 
 
 def _list_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, job: bookkeeping.JobRef,
-                declared: ProfileList, cursor: dict[str, Any], task_id: int, report: ExtractReport,
-                clock: Clock) -> None:
+                declared: ProfileList, window: ExtractWindow, cursor: dict[str, Any], task_id: int,
+                report: ExtractReport, clock: Clock) -> None:
     """One walk of a declared list, from where an earlier attempt of the job stopped. A walk from the top
-    to the last page is ``complete`` (``seen``): only such a walk proves entries removed."""
+    to the last page is ``complete`` (``seen``): only such a walk proves entries removed. A newest-first
+    list between two complete walks stops at the first page holding an entry the warehouse has."""
     kind = declared.kind
-    key, top = f"{kind}_after", f"{kind}_from_top"
+    key, top, daily = f"{kind}_after", f"{kind}_from_top", f"{kind}_incremental"
     count = _profile_count(engine, network, job, declared.bounded_by) if declared.bounded_by else None
     limit = client.max_list_items
     if count is not None and count > limit:
         raise Unavailable(f"{kind} of {job.entity_id}: {count} entries, more than max_list_items ({limit}); "
                           "not walked")
+    if daily not in cursor:  # decided once per job: a retried attempt walks the way the first one did
+        cursor[daily] = declared.newest_first and not window.full_refresh and not _walk_due(
+            engine, network, job, kind, window.as_of, client.full_list_days)
     for attempt in range(2):
         start = cursor.get(key)
         if start is None:
@@ -253,6 +268,10 @@ def _list_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, job
             for page in guard.watch(client.list_pages(kind, job.entity_id, start)):
                 items += page.item_count
                 cut = page.next_cursor is not None and count is None and items > limit
+                known = bool(cursor[daily]) and page.next_cursor is not None and _holds_known(
+                    engine, network, declared, page)
+                if known:  # everything after it was listed by an earlier walk
+                    page = replace(page, next_cursor=None)
                 cursor[key] = None if cut else page.next_cursor
                 with engine.begin() as conn:  # the page, the cursor after it and, with the last, the sub-sync
                     write_raw_page(conn, network.name, job.id, page, clock())
@@ -262,10 +281,11 @@ def _list_pages(engine: Engine, network: NetworkSpec, client: NetworkClient, job
                                                 error=f"{kind} of {job.entity_id}: more than max_list_items "
                                                       f"({limit}) entries; the rest not walked")
                     elif page.next_cursor is None:
-                        bookkeeping.finish_task(conn, task_id, "succeeded", clock(),
-                                                seen={"complete": bool(cursor.get(top))})
+                        bookkeeping.finish_task(conn, task_id, "succeeded", clock(), seen={
+                            "complete": bool(cursor.get(top)) and not cursor[daily],
+                            **({"incremental": True} if cursor[daily] else {})})
                 report.add(pages=1, items=page.item_count)
-                if cut:
+                if cut or known:
                     return
             return
         except CursorExpiredError:
@@ -429,6 +449,23 @@ def _posts(engine: Engine, network: NetworkSpec, client: NetworkClient, job: boo
         return
     with engine.begin() as conn:
         bookkeeping.finish_task(conn, task_id, "succeeded", clock())
+
+
+def _walk_due(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef, kind: str, as_of: datetime,
+              every_days: int) -> bool:
+    """Whether a list's walk must go to its end: never walked whole, or not for ``every_days``."""
+    with engine.connect() as conn:
+        profile_id = profile_ids(conn, network.name, [job.entity_id])[job.entity_id]
+        last = last_complete_walk(conn, network.name, kind, profile_id)
+    return last is None or last <= as_of - timedelta(days=every_days)
+
+
+def _holds_known(engine: Engine, network: NetworkSpec, declared: ProfileList, page: FetchedPage) -> bool:
+    """Whether a list's page holds an entry the warehouse already has live (a known follow)."""
+    assert declared.covers is not None, f"a newest-first list ({declared.kind}) covers rows to stop at"
+    rows = getattr(network.normalize(RawPage(0, page.kind, page.parent_id, page.payload)), declared.covers.table)
+    with engine.connect() as conn:
+        return known_rows(conn, network.name, declared.covers.table, [r.model_dump() for r in rows])
 
 
 def _profile_count(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef, field: str) -> int | None:

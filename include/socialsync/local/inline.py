@@ -33,7 +33,8 @@ def open_batch(engine: Engine, network: str, entity_ids: list[str], run_id: str,
                scope: frozenset[str] = SCOPE, **cursor: object) -> list[bookkeeping.JobRef]:
     """What ``plan`` does for one batch: open the jobs (continuing earlier ones) and take the leases."""
     with engine.begin() as conn:
-        parts = bookkeeping.owed_parts(scope & get_network(network).scopes)
+        spec = get_network(network)
+        parts = bookkeeping.owed_parts(scope & spec.scopes, spec.lists)
         start = {"as_of": as_of.isoformat(), "parts": parts, **cursor}
         ids = planning.open_jobs(conn, network, run_id, entity_ids, start, 1, clock())
         planning.acquire_leases(conn, network, run_id, ids, entity_ids, clock())

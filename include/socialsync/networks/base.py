@@ -119,6 +119,11 @@ class NetworkClient(Protocol):
         ...
 
     @property
+    def full_list_days(self) -> int:
+        """How often a newest-first list is walked to its end (the only walk that proves removals)."""
+        ...
+
+    @property
     def units(self) -> float:
         """Quota units those requests cost (what the API charges, refused calls included)."""
         ...
@@ -173,6 +178,10 @@ class ProfileList:
     part: str  # the extract part (scope) that asks for it
     covers: Covers | None = None
     bounded_by: str | None = None
+    # The API lists it newest first (TikTok's followers): a daily walk stops at the first page holding
+    # an entry the warehouse has, and proves nothing removed; a complete walk, which does, runs when
+    # the last one is older than the connection's ``full_list_days`` (default 7) and under full_refresh.
+    newest_first: bool = False
 
 
 def _serves_everything(entity_id: str) -> dict[str, str]:
@@ -195,12 +204,15 @@ class Quota:
     # A first sync's cost per post of the profile (its pages, its comments): with the profile's post
     # count known (a profile page loaded earlier), a never-synced profile is estimated from it.
     units_per_post: float | None = None
+    # What a first sync's walks of the profile's lists (followers, following) are expected to cost on
+    # top; after it, a profile's estimate is what its last job really cost, lists included.
+    list_units: float = 0.0
 
     def first_sync(self, posts_count: int | None) -> float:
         """What syncing a profile for the first time is expected to cost."""
         if posts_count is None or self.units_per_post is None:
-            return self.first_sync_units
-        return 1.0 + self.units_per_post * max(posts_count, 0)
+            return self.first_sync_units + self.list_units
+        return 1.0 + self.units_per_post * max(posts_count, 0) + self.list_units
 
 
 @dataclass(frozen=True)

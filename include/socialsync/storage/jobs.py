@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
 
+from socialsync.networks.base import ProfileList
 from socialsync.storage.raw import rejects_per_job
 from socialsync.storage.schema import entity_leases, sync_batches, sync_jobs, sync_tasks, tracked_entities
 from socialsync.storage.upserts import inserted_id
@@ -84,15 +85,17 @@ def job_cursor(conn: Connection, job_id: int) -> dict[str, Any]:
 COMMENT_THREADS = "comment_threads"
 
 
-def owed_parts(parts: Iterable[str]) -> list[str]:
+def owed_parts(parts: Iterable[str], lists: Iterable[ProfileList] = ()) -> list[str]:
     """The sub-sync kinds a job owes for the extract ``parts`` its run asked for, kept on its cursor
-    (``cursor["parts"]``) so that a step that never ran shows on the job without a row per part."""
-    return [COMMENT_THREADS if part == "comments" else part for part in sorted(parts)
-            if part in EXTRACT_PARTS]
+    (``cursor["parts"]``) so that a step that never ran shows on the job without a row per part: the
+    profile, its posts, its comment threads, and each declared list whose part was asked for."""
+    asked = set(parts)
+    kinds = [{"comments": COMMENT_THREADS}.get(part, part) for part in sorted(asked) if part in CORE_PARTS]
+    return kinds + sorted({declared.kind for declared in lists if declared.part in asked})
 
 
-# The parts extract works (``likes`` has no network behind it yet: plan records it unsupported).
-EXTRACT_PARTS = ("profile", "posts", "comments", "stories", "subscriptions")
+# The parts every network's extract works itself; the others are its declared lists' (``NetworkSpec.lists``).
+CORE_PARTS = ("profile", "posts", "comments")
 
 
 def _kinds_done(conn: Connection, job_ids: Sequence[int]) -> dict[int, set[str]]:

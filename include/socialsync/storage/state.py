@@ -6,10 +6,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, exists, or_, select
+from sqlalchemy import Connection, and_, exists, func, or_, select, tuple_
 
 from socialsync.networks.base import PostStub
-from socialsync.storage.schema import comments, posts, sync_state, sync_tasks
+from socialsync.storage.schema import comments, metadata, posts, sync_state, sync_tasks
 
 COMMENTS = "comments"
 
@@ -77,3 +77,35 @@ def comment_debt(conn: Connection, network: str, profile_id: str, limit: int = 1
         if (synced is None and count) or (synced is not None and synced != count):
             debt.append(PostStub(post_id, created_at, count))
     return debt
+
+
+def list_walk_kind(kind: str) -> str:
+    """The ``sync_state`` kind saying when a profile's list (``followers``) was last walked to its end."""
+    return f"walk:{kind}"
+
+
+def last_complete_walk(conn: Connection, network: str, kind: str, profile_id: str) -> datetime | None:
+    state = conn.scalar(select(sync_state.c.state).where(
+        sync_state.c.network == network, sync_state.c.kind == list_walk_kind(kind),
+        sync_state.c.external_id == profile_id))
+    at = (state or {}).get("complete_at")
+    return datetime.fromisoformat(at) if isinstance(at, str) else None
+
+
+def complete_walk(network: str, kind: str, profile_id: str, moment: datetime) -> dict[str, Any]:
+    """The ``sync_state`` row a complete walk of a list leaves, in the transaction of what it proves."""
+    return {"network": network, "kind": list_walk_kind(kind), "external_id": profile_id,
+            "state": {"complete_at": moment.isoformat()}, "synced_at": moment}
+
+
+def known_rows(conn: Connection, network: str, table_name: str, rows: Sequence[dict[str, Any]]) -> bool:
+    """Whether the warehouse holds any of ``rows`` (by the table's key) live: where a newest-first walk stops."""
+    table = metadata.tables[table_name]
+    key = [c.name for c in table.primary_key.columns if c.name != "network"]
+    wanted = [tuple(row[k] for k in key) for row in rows]
+    if not wanted:
+        return False
+    found = conn.scalar(select(func.count()).select_from(table).where(
+        table.c.network == network, table.c.removed_at.is_(None),
+        tuple_(*(table.c[k] for k in key)).in_(wanted)))
+    return bool(found)

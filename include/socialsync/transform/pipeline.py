@@ -48,7 +48,7 @@ from socialsync.storage.schema import (
     sync_tasks,
 )
 from socialsync.storage.staging import StagedUpserts
-from socialsync.storage.state import comment_watermark
+from socialsync.storage.state import comment_watermark, complete_walk
 from socialsync.storage.upserts import upsert
 from socialsync.transform.records import NormalizedPage
 
@@ -246,28 +246,35 @@ def _new_entries(conn: Connection, stage: StagedUpserts, network: NetworkSpec, p
 
 def _prove_list_removals(conn: Connection, stage: StagedUpserts, network: NetworkSpec, job_id: int, profile_id: str,
                          moment: datetime, fresh: dict[str, int | None], report: NormalizeReport) -> None:
-    """What each complete walk of a covering list proves: the rows of the profile it no longer holds are
-    removed (one statement); and the day's ``<kind>_new`` and ``<kind>_lost`` metrics, once the list was
-    seen before. A walk that was not complete (an anomaly, a cap) proves nothing removed."""
+    """What each walk of a covering list proves: a complete one, that the profile's rows it no longer holds
+    are removed (one statement, the day's ``<kind>_lost``); any, once the list was seen before, the day's
+    ``<kind>_new``. A walk that was not complete (it stopped at known entries, an anomaly, a cap)
+    proves nothing removed."""
     t = sync_tasks.c
     walked = dict(conn.execute(select(t.kind, t.seen).where(
         t.job_id == job_id, t.status == "succeeded", t.kind.in_([d.kind for d, _, _ in _covering(network)]))).all())
     for declared, table, column in _covering(network):
-        if declared.kind not in walked or not (walked[declared.kind] or {}).get("complete"):
+        if declared.kind not in walked:
             continue
-        key = [c.name for c in table.primary_key.columns]
-        seen = stage.staged(table)
-        staged = exists().where(*(seen.c[k] == table.c[k] for k in key))
-        lost = int(conn.execute(update(table).where(
-            table.c.network == network.name, table.c[column] == profile_id, table.c.removed_at.is_(None),
-            table.c.synced_at <= moment, ~staged).values(removed_at=moment, synced_at=moment)).rowcount)
-        report.removed_follows += lost
+        daily: dict[str, float] = {}
+        if (walked[declared.kind] or {}).get("complete"):
+            key = [c.name for c in table.primary_key.columns]
+            seen = stage.staged(table)
+            staged = exists().where(*(seen.c[k] == table.c[k] for k in key))
+            daily["lost"] = int(conn.execute(update(table).where(
+                table.c.network == network.name, table.c[column] == profile_id, table.c.removed_at.is_(None),
+                table.c.synced_at <= moment, ~staged).values(removed_at=moment, synced_at=moment)).rowcount)
+            report.removed_follows += int(daily["lost"])
+            # When the list was last walked to its end: a newest-first one's daily walks stop early until the next.
+            upsert(conn, sync_state, [complete_walk(network.name, declared.kind, profile_id, moment)],
+                   newer="synced_at")
         new = fresh.get(declared.kind)
-        if new is not None:
-            upsert(conn, metrics, [{"network": network.name, "entity_kind": "profile", "entity_id": profile_id,
-                                    "metric": f"{declared.kind}_{name}", "captured_on": captured_on(moment),
-                                    "value": float(value), "synced_at": moment}
-                                   for name, value in (("new", new), ("lost", lost))])
+        if new is None:
+            continue  # the first walk of a list finds it whole: nothing is new or lost yet
+        daily["new"] = new
+        upsert(conn, metrics, [{"network": network.name, "entity_kind": "profile", "entity_id": profile_id,
+                                "metric": f"{declared.kind}_{name}", "captured_on": captured_on(moment),
+                                "value": float(value), "synced_at": moment} for name, value in daily.items()])
 
 
 @dataclass

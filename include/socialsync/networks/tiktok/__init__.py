@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from socialsync.networks.base import ApiCredentials, NetworkClient, NetworkSpec, Quota
+from socialsync.networks.base import ApiCredentials, Covers, NetworkClient, NetworkSpec, ProfileList, Quota
 from socialsync.networks.tiktok import mapping
 from socialsync.networks.tiktok.client import USERS_PER_QUERY, TikTokClient
 
@@ -17,11 +17,20 @@ NETWORK = NetworkSpec(
     connect=_connect,
     post_stubs=mapping.post_stubs,
     normalize=mapping.normalize,
-    scopes=frozenset({"profile", "posts", "comments"}),
+    scopes=frozenset({"profile", "posts", "comments", "subscriptions"}),
     entity_id_pattern=r"^[A-Za-z0-9_.]{2,24}$",  # the Research API knows an account by its username
     posts_per_query=USERS_PER_QUERY,
     recheck_recent_comments=False,  # a video's comments are walked when it is new or its count moved
     # About 1,000 research requests a day per project, reset at midnight UTC (records are capped too).
-    quota=Quota(units=1_000, records=100_000, first_sync_units=20.0, units_per_post=0.8),
-    description="TikTok Research API: public accounts, their videos, comments and replies (top 1,000 a video).",
+    # Its followers and following lists are walked within the connection's max_list_items (about 25
+    # requests a first sync at the median account's lists, 100 entries a page).
+    quota=Quota(units=1_000, records=100_000, first_sync_units=20.0, units_per_post=0.8, list_units=25.0),
+    # Who follows the account, and whom it follows: newest follow first, so a daily walk stops at the
+    # first known follow; a complete walk, proving unfollows, every full_list_days and under full_refresh.
+    lists=(ProfileList("followers", part="subscriptions", covers=Covers("follows", "followee_id"),
+                       bounded_by="followers_count", newest_first=True),
+           ProfileList("following", part="subscriptions", covers=Covers("follows", "follower_id"),
+                       bounded_by="following_count", newest_first=True)),
+    description="TikTok Research API: public accounts, their videos, comments and replies (top 1,000 a video), "
+                "their followers and the accounts they follow.",
 )

@@ -34,6 +34,7 @@ from socialsync.networks.base import (
     QuotaExhaustedError,
     ThrottledError,
     TransientError,
+    Unavailable,
     WalkStep,
 )
 
@@ -46,6 +47,9 @@ USERS_PER_QUERY = 100
 MAX_PAGE = 100
 WINDOW_DAYS = 30  # a video query's end_date is at most 30 days after its start_date
 COMMENT_CAP = 1_000  # only the first 1,000 comments of a video are reachable
+# A user's lists: where each is asked for, and the field of ``data`` that holds it.
+LIST_PATHS = {"followers": ("research/user/followers/", "user_followers"),
+              "following": ("research/user/following/", "user_following")}
 DEFAULT_HORIZON_DAYS = 730
 DEFAULT_IN_FLIGHT = 8
 RENEW_BEFORE_S = 300  # a token is renewed this long before it expires
@@ -264,6 +268,39 @@ class TikTokClient(JsonApiClient):
                 return
             offset = after
 
+    # --- lists under a user ---------------------------------------------------------------------
+    def list_pages(self, kind: str, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
+        """A user's followers or the accounts it follows, newest follow first; the cursor is a Unix time
+        (the next page holds older follows). A list the user hides answers ``invalid_params``."""
+        if kind not in LIST_PATHS:
+            raise ValueError(f"tiktok lists no {kind!r} under a user")
+        path, field = LIST_PATHS[kind]
+        before: int | None = int(cursor) if cursor else None
+        while True:
+            body: dict[str, Any] = {"username": entity_id, "max_count": MAX_PAGE}
+            if before is not None:
+                body["cursor"] = before
+            status, answer = self._post(path, {}, body)
+            data = answer.get("data")
+            if not isinstance(data, dict) or not isinstance(data.get(field), list):
+                raise PageAnomaly(f"POST {path} of {entity_id} cursor={before or '-'}: no `{field}` list")
+            items = data[field]
+            self._count_records(len(items))
+            has_more, moved = data.get("has_more"), data.get("cursor")
+            after = moved if isinstance(moved, int) and not isinstance(moved, bool) else None
+            # Newest first: the next page starts at an older time than this one did.
+            stuck = after is None or (before is not None and after >= before)
+            if not isinstance(has_more, bool) or (has_more and stuck):
+                raise PageAnomaly(f"POST {path} of {entity_id} cursor={before or '-'}: the cursor did not move "
+                                  f"({moved!r}, has_more={has_more!r})")
+            if has_more and not items:
+                raise PageAnomaly(f"POST {path} of {entity_id} cursor={before or '-'}: an empty page with more to come")
+            yield FetchedPage(kind, entity_id, _request(path, {}, body), status, answer,
+                              str(before) if before is not None else None, str(after) if has_more else None, len(items))
+            if not has_more:
+                return
+            before = after
+
     # --- calls ----------------------------------------------------------------------------------
     def _post(self, path: str, params: dict[str, Any], body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         return self._api.post(path, params, body, f"POST {path}")
@@ -283,6 +320,8 @@ class TikTokClient(JsonApiClient):
             return TransientError(text, status, code, retryable=True, retry_after=0.0)
         if code == "scope_not_authorized" or status in (401, 403):
             return AuthError(text, status, code)
+        if code == "invalid_params" and "private" in message.lower():
+            return Unavailable(f"the user keeps this list private ({text})", status, code)
         if code == "invalid_params" and "search id" in message.lower():
             return CursorExpiredError(text, status, code)  # the window's query is asked again from its start
         if code == "invalid_params" and "cannot find the user" in message:

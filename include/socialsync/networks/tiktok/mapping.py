@@ -12,7 +12,7 @@ from typing import Any
 
 from socialsync.networks.base import PostStub, RawPage
 from socialsync.networks.tiktok import models as tt
-from socialsync.transform.records import Comment, Media, NormalizedPage, Post, Profile
+from socialsync.transform.records import Comment, Follow, Media, NormalizedPage, Post, Profile
 
 
 def _list(payload: dict[str, Any], key: str) -> list[Any]:
@@ -48,9 +48,23 @@ def normalize(page: RawPage) -> NormalizedPage:
     elif page.kind == "comments":
         for item in _list(page.payload, "comments"):
             _comment(item, page.parent_id, out)
+    elif page.kind in ("followers", "following"):
+        for item in _list(page.payload, f"user_{page.kind}"):
+            _follow(item, page.parent_id, page.kind == "followers", out)
     else:
         raise ValueError(f"tiktok has no raw page kind {page.kind!r}")
     return out
+
+
+def _follow(item: Any, username: str, follows_them: bool, out: NormalizedPage) -> None:
+    """A listed user: one following the profile (its followers list), or one it follows."""
+    user = out.validated(tt.ListedUser, item, "follow")
+    if user is None:
+        return
+    if follows_them:
+        out.follows.append(Follow(follower_id=user.username, followee_id=username, follower_name=user.display_name))
+    else:
+        out.follows.append(Follow(follower_id=username, followee_id=user.username, followee_name=user.display_name))
 
 
 def _user(item: Any, username: str, out: NormalizedPage) -> None:

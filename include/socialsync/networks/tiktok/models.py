@@ -64,3 +64,10 @@ class Comment(_TikTok):
     like_count: Count = None
     reply_count: Count = None
     parent_comment_id: TikTokId | None = None  # a top comment's is its video's id
+
+
+class ListedUser(_TikTok):
+    """A user as the followers and following lists name one."""
+
+    username: Annotated[str, Field(min_length=1, max_length=128)]
+    display_name: str | None = None
