@@ -159,3 +159,54 @@ def test_ten_percent_faults_a_rerun_and_a_rebuild_from_raw_keep_the_follows(tmp_
             job_ids = list(conn.scalars(select(sync_jobs.c.id).order_by(sync_jobs.c.id)))
         normalize_jobs(engine, TIKTOK, job_ids)
         assert checksums(engine) == before and sum(sandbox.counters.values()) == requests
+
+
+LIKES = frozenset({"likes"})
+
+
+def _likes_truth(data: TikTokDataset, accounts: list[int]) -> dict[tuple[str, str], tuple[str, str | None]]:
+    """(liked video, the account that liked it) -> the video's author and description, for every public list."""
+    out = {}
+    for p in accounts:
+        if data.list_private(p, "liked_videos"):
+            continue
+        for author, j, _ in data.liked_videos(p):
+            video = data.video(author, j)
+            out[(data.video_id(author, j), data.user(p).username)] = (video.username, video.video_description or None)
+    return out
+
+
+def _likes(engine: Engine, live: bool = True) -> dict[tuple[str, str], tuple[Any, ...]]:
+    lk = schema.likes.c
+    query = select(lk.post_id, lk.author_id, lk.post_author_id, lk.caption, lk.removed_at).where(
+        lk.network == "tiktok", *([lk.removed_at.is_(None)] if live else []))
+    with engine.connect() as conn:
+        return {(r[0], r[1]): tuple(r[2:]) for r in conn.execute(query)}
+
+
+def test_liked_videos_equal_the_truth_and_only_a_complete_walk_proves_an_unlike(
+        sandbox: SandboxServer, warehouse: Engine) -> None:
+    data: TikTokDataset = sandbox.app.state.tiktok.data
+    accounts = list(range(data.dataset.spec.profiles))
+    ids = [data.user(p).username for p in accounts]
+
+    def sync(run_id: str, n: int, **window: Any) -> int:
+        before = sandbox.counters["tiktok:liked_videos"]
+        inline.sync(warehouse, TIKTOK, _client(sandbox), ids, run_id, day(n), quota_units=100_000, scope=LIKES,
+                    **window)
+        return sandbox.counters["tiktok:liked_videos"] - before
+
+    assert sync("day-0", 0) == sum(data.list_pages(p, "liked_videos", MAX_PAGE) for p in accounts)
+    truth = _likes_truth(data, accounts)
+    assert truth and {k: v[:2] for k, v in _likes(warehouse).items()} == truth
+    known = {p: {data.video_id(a, j) for a, j, _ in data.liked_videos(p)} for p in accounts}
+
+    data.dataset.epoch = 1  # new likes, and some taken back
+    assert sync("day-1", 1) == sum(data.list_pages_until(p, "liked_videos", MAX_PAGE, known[p]) for p in accounts)
+    now = _likes_truth(data, accounts)
+    new, gone = now.keys() - truth.keys(), truth.keys() - now.keys()
+    assert new and gone and new <= _likes(warehouse).keys() and gone <= _likes(warehouse).keys()
+
+    sync("day-1-full", 1, full_refresh=True)
+    assert {k: v[:2] for k, v in _likes(warehouse).items()} == now
+    assert {k for k, v in _likes(warehouse, live=False).items() if v[2] is not None} == gone

@@ -51,3 +51,16 @@ def test_the_api_lists_follows_both_ways_newest_first(tmp_path) -> None:  # type
     assert [r["followee_id"] for r in first.items + rest.items] == [f"UC{i}" for i in (4, 3, 2, 1, 0)]
     assert rest.next_cursor is None and {r["follower_id"] for r in followers.items} == {"UCx0", "UCx1", "UCx2"}
     assert other.items == []
+
+
+def test_the_api_lists_what_a_profile_liked_newest_first(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    engine = warehouse_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    with engine.begin() as conn, StagedUpserts(conn, newer="synced_at") as stage:
+        stage.append(schema.likes, [
+            {"network": "tiktok", "post_id": f"7{i}", "author_id": "shop", "post_author_id": "x", "caption": None,
+             "first_seen_at": DAY + timedelta(hours=i), "removed_at": None, "synced_at": DAY} for i in range(4)])
+        stage.merge()
+    with engine.connect() as conn:
+        first = queries.likes(conn, "tiktok", "shop", None, 3, False)
+        rest = queries.likes(conn, "tiktok", "shop", first.next_cursor, 3, False)
+    assert [r["post_id"] for r in first.items + rest.items] == ["73", "72", "71", "70"] and rest.next_cursor is None

@@ -259,6 +259,15 @@ def profile_follows(spec: Readable, engine: Warehouse, profile_id: str, directio
         return _page(lambda: queries.follows(conn, spec.name, profile_id, direction, cursor, limit, include_removed))
 
 
+@app.get("/v1/networks/{network}/profiles/{profile_id}/likes", response_model=models.Likes,
+         summary="The posts a profile liked, newest first")
+def profile_likes(spec: Readable, engine: Warehouse, profile_id: str, cursor: Cursor = None,
+                  limit: Limit = DEFAULT_LIMIT, include_removed: bool = False) -> dict[str, Any]:
+    _id(spec.name, spec.entity_id_pattern)(profile_id)
+    with engine.connect() as conn:
+        return _page(lambda: queries.likes(conn, spec.name, profile_id, cursor, limit, include_removed))
+
+
 def _post(conn: Any, spec: NetworkSpec, post_id: str) -> None:
     _id("post", POST_ID)(post_id)
     if not queries.post_exists(conn, spec.name, post_id):

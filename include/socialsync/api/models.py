@@ -144,6 +144,21 @@ class Follows(BaseModel):
     next_cursor: str | None
 
 
+class Like(BaseModel):
+    post_id: str
+    author_id: str  # the profile that liked it
+    post_author_id: str | None
+    caption: str | None
+    first_seen_at: datetime
+    removed_at: datetime | None
+    synced_at: datetime
+
+
+class Likes(BaseModel):
+    items: list[Like]
+    next_cursor: str | None
+
+
 class Comment(BaseModel):
     comment_id: str
     post_id: str

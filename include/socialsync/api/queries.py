@@ -223,6 +223,18 @@ def follows(conn: Connection, network: str, entity_id: str, direction: str, curs
     return _newest_first(conn, query, f"follows-{direction}", fo.c.first_seen_at, other, cursor, limit)
 
 
+def likes(conn: Connection, network: str, entity_id: str, cursor: str | None, limit: int,
+          include_removed: bool) -> Page:
+    """The posts a profile liked, newest first as first seen; by its id or by how it is tracked."""
+    lk = schema.likes
+    profile_id = rows_key(conn, network, entity_id)
+    query = select(lk.c.post_id, lk.c.author_id, lk.c.post_author_id, lk.c.caption, lk.c.first_seen_at,
+                   lk.c.removed_at, lk.c.synced_at).where(lk.c.network == network, lk.c.author_id == profile_id)
+    if not include_removed:
+        query = query.where(lk.c.removed_at.is_(None))
+    return _newest_first(conn, query, "likes", lk.c.first_seen_at, lk.c.post_id, cursor, limit)
+
+
 def post_exists(conn: Connection, network: str, post_id: str) -> bool:
     po = schema.posts
     found = conn.scalar(select(po.c.post_id).where(po.c.network == network, po.c.post_id == post_id))

@@ -37,7 +37,8 @@ def warehouse_counts(url: str, network: str) -> dict[str, int]:
             return int(conn.scalar(select(func.count()).select_from(table).where(table.c.network == network,
                                                                                  *where)) or 0)
 
-        out = {name: count(getattr(schema, name)) for name in ("profiles", "posts", "media", "comments", "follows")}
+        tables = ("profiles", "posts", "media", "comments", "follows", "likes")
+        out = {name: count(getattr(schema, name)) for name in tables}
         out["enrichments (ml)"] = count(schema.enrichments, schema.enrichments.c.service == "ml")
         out["enrichments (vision)"] = count(schema.enrichments, schema.enrichments.c.service == "vision")
         out["sync_jobs succeeded"] = count(schema.sync_jobs, schema.sync_jobs.c.status == "succeeded")

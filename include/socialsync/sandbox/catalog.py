@@ -35,7 +35,7 @@ def _instagram_counts(dataset: Dataset) -> dict[str, int]:
                    for p in range(dataset.spec.profiles) for j in dataset.posts_newest_first(p))
     stories = [story for p in owned for story in ig.live_stories(p)]
     comments = sum(ig.comments_count(p, j) for p in owned for j in dataset.posts_newest_first(p))
-    return {"profiles": totals["profiles"], "follows": 0, "posts": totals["posts"] + len(stories),
+    return {"profiles": totals["profiles"], "follows": 0, "likes": 0, "posts": totals["posts"] + len(stories),
             "media": totals["media"] + len(stories), "comments": comments,
             "enrichments (ml)": dataset.spec.profiles + captions + sum(s.caption is not None for s in stories),
             "enrichments (vision)": totals["media"] + len(stories), "sync_jobs succeeded": dataset.spec.profiles}
@@ -52,7 +52,8 @@ def _youtube_counts(dataset: Dataset) -> dict[str, int]:
     # The channels each public list subscribes to (a private one is skipped, its job still succeeds).
     follows = sum(len(data.subscriptions(p)) for p in range(dataset.spec.profiles) if not data.subscriptions_private(p))
     # Every video has a title (its caption) and one media item (the video, with its thumbnail).
-    return {"profiles": totals["channels"], "follows": follows, "posts": totals["videos"], "media": totals["videos"],
+    return {"profiles": totals["channels"], "follows": follows, "likes": 0, "posts": totals["videos"],
+            "media": totals["videos"],
             "comments": totals["comments"] + totals["replies"],
             "enrichments (ml)": totals["channels"] + totals["videos"], "enrichments (vision)": totals["videos"],
             "sync_jobs succeeded": totals["channels"]}
@@ -71,10 +72,34 @@ def _tiktok_counts(dataset: Dataset) -> dict[str, int]:
     described = sum(data.video(p, j).video_description != ""
                     for p in range(dataset.spec.profiles) for j in data.videos_newest_first(p))
     # Comments and replies past the comment list's 1,000-entry cap cannot be fetched, so cannot be loaded.
-    return {"profiles": totals["accounts"], "follows": 0, "posts": totals["videos"], "media": totals["videos"],
+    return {"profiles": totals["accounts"], "follows": _tiktok_follows(data), "likes": _tiktok_likes(data),
+            "posts": totals["videos"], "media": totals["videos"],
             "comments": totals["reachable_comments"], "enrichments (ml)": totals["accounts"] + described,
             "enrichments (vision)": totals["videos"], "sync_jobs succeeded": totals["accounts"] - capped,
             "sync_jobs other": capped}
+
+
+# The ``max_list_items`` of the sandbox's tiktok_api connection in airflow_settings.yaml (what make demo uses).
+DEMO_MAX_LIST_ITEMS = 1000
+
+
+def _tiktok_follows(data: TikTokDataset) -> int:
+    """Follows of every list a sync walks (public, within the demo's max_list_items), each pair once:
+    two of the dataset's accounts following each other show on both sides."""
+    pairs = set()
+    for p in range(data.dataset.spec.profiles):
+        me = data.user(p).username
+        for kind in ("followers", "following"):
+            if data.list_private(p, kind) or data.follow_count(p, kind, data.dataset.epoch) > DEMO_MAX_LIST_ITEMS:
+                continue
+            for follow in data.followers(p) if kind == "followers" else data.following(p):
+                pairs.add((follow.username, me) if kind == "followers" else (me, follow.username))
+    return len(pairs)
+
+
+def _tiktok_likes(data: TikTokDataset) -> int:
+    return sum(len(data.liked_videos(p)) for p in range(data.dataset.spec.profiles)
+               if not data.list_private(p, "liked_videos"))
 
 
 CATALOG: dict[str, SandboxNetwork] = {

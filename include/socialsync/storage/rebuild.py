@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, delete
 
-from socialsync.storage.schema import comments, follows, media, metrics, posts, profiles
+from socialsync.storage.schema import comments, follows, likes, media, metrics, posts, profiles
 
 # Enrichments are the external services' answers, not derivable from raw: a rebuild keeps them.
-DERIVED_FROM_RAW = (profiles, posts, media, comments, follows, metrics)
+DERIVED_FROM_RAW = (profiles, posts, media, comments, follows, likes, metrics)
 
 
 def clear_derived(conn: Connection, network: str) -> dict[str, int]:

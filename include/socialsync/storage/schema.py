@@ -270,6 +270,23 @@ follows = Table(
     info={"earliest": ("first_seen_at",), "kept_when_null": ("follower_name", "followee_name")},
 )
 
+# What a tracked profile liked (seed 003: post_id, author_id = the profile that liked), with the liked
+# post's own author and caption as listed; first seen, last seen, and removed by a complete walk.
+likes = Table(
+    "likes",
+    metadata,
+    Column("network", String(32), primary_key=True),
+    Column("post_id", String(128), primary_key=True),
+    Column("author_id", String(128), primary_key=True),
+    Column("post_author_id", String(128)),
+    Column("caption", Text),
+    Column("first_seen_at", UtcDateTime, nullable=False),
+    Column("removed_at", UtcDateTime),
+    Column("synced_at", UtcDateTime, nullable=False),
+    Index("ix_likes_author", "network", "author_id"),
+    info={"earliest": ("first_seen_at",), "kept_when_null": ("post_author_id", "caption")},
+)
+
 # One snapshot of a count per entity per day: re-running a day overwrites it.
 metrics = Table(
     "metrics",
@@ -295,4 +312,4 @@ enrichments = Table(
     Column("enriched_at", UtcDateTime, nullable=False),
 )
 
-NORMALIZED_TABLES = (profiles, posts, media, comments, follows, metrics, enrichments)
+NORMALIZED_TABLES = (profiles, posts, media, comments, follows, likes, metrics, enrichments)

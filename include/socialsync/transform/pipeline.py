@@ -37,6 +37,7 @@ from socialsync.storage.raw import read_raw_pages
 from socialsync.storage.schema import (
     comments,
     follows,
+    likes,
     media,
     metrics,
     posts,
@@ -71,6 +72,7 @@ class NormalizeReport:
     deleted_posts: int = 0
     deleted_comments: int = 0
     follows: int = 0
+    likes: int = 0
     removed_follows: int = 0
 
     def as_xcom(self) -> dict[str, int]:
@@ -217,7 +219,7 @@ def _mark_comments_deleted(conn: Connection, network: str, job_id: int, seen: Ta
                                                  comments.c.post_id.in_(passed), moment), moment)
 
 
-COVERED = {"follows": follows}  # the tables a declared list may cover (``Covers.table``)
+COVERED = {"follows": follows, "likes": likes}  # the tables a declared list may cover (``Covers.table``)
 
 
 def _covering(network: NetworkSpec) -> Iterator[tuple[ProfileList, Table, str]]:
@@ -344,6 +346,8 @@ def _write(conn: Connection, stage: StagedUpserts, network: str, page_id: int, p
     report.comments += stage.append(comments, [{**base, **c.model_dump(), "deleted": False} for c in page.comments])
     report.follows += stage.append(follows, [{**base, **f.model_dump(), "first_seen_at": moment, "removed_at": None}
                                              for f in page.follows])
+    report.likes += stage.append(likes, [{**base, **like.model_dump(), "first_seen_at": moment, "removed_at": None}
+                                         for like in page.likes])
     report.metrics += stage.append(metrics, [
         {**base, **m.model_dump(), "captured_on": captured_on(moment)} for m in page.metrics])
     # Re-normalizing a page replaces its rejects rather than piling them up.

@@ -72,6 +72,16 @@ class Follow(_Record):
     followee_name: str | None = None
 
 
+class Like(_Record):
+    """A post a tracked profile liked (seed 003's likes: the post, and the profile that liked it as
+    ``author_id``), with the liked post's author and caption as the list gave them."""
+
+    post_id: str
+    author_id: str
+    post_author_id: str | None = None
+    caption: str | None = None
+
+
 class Metric(_Record):
     entity_kind: Literal["profile", "post"]
     entity_id: str
@@ -97,6 +107,7 @@ class NormalizedPage:
     comments: list[Comment] = field(default_factory=list)
     metrics: list[Metric] = field(default_factory=list)
     follows: list[Follow] = field(default_factory=list)
+    likes: list[Like] = field(default_factory=list)
     rejects: list[Reject] = field(default_factory=list)
 
     def validated(self, model: type[M], item: Any, record_kind: str) -> M | None:

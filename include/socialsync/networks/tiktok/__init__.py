@@ -17,7 +17,7 @@ NETWORK = NetworkSpec(
     connect=_connect,
     post_stubs=mapping.post_stubs,
     normalize=mapping.normalize,
-    scopes=frozenset({"profile", "posts", "comments", "subscriptions"}),
+    scopes=frozenset({"profile", "posts", "comments", "subscriptions", "likes"}),
     entity_id_pattern=r"^[A-Za-z0-9_.]{2,24}$",  # the Research API knows an account by its username
     posts_per_query=USERS_PER_QUERY,
     recheck_recent_comments=False,  # a video's comments are walked when it is new or its count moved
@@ -30,7 +30,9 @@ NETWORK = NetworkSpec(
     lists=(ProfileList("followers", part="subscriptions", covers=Covers("follows", "followee_id"),
                        bounded_by="followers_count", newest_first=True),
            ProfileList("following", part="subscriptions", covers=Covers("follows", "follower_id"),
-                       bounded_by="following_count", newest_first=True)),
+                       bounded_by="following_count", newest_first=True),
+           # The videos the account liked, newest like first; no count bounds it: a walk stops at max_list_items.
+           ProfileList("liked_videos", part="likes", covers=Covers("likes", "author_id"), newest_first=True)),
     description="TikTok Research API: public accounts, their videos, comments and replies (top 1,000 a video), "
-                "their followers and the accounts they follow.",
+                "their followers, the accounts they follow and the videos they liked.",
 )

@@ -47,9 +47,12 @@ USERS_PER_QUERY = 100
 MAX_PAGE = 100
 WINDOW_DAYS = 30  # a video query's end_date is at most 30 days after its start_date
 COMMENT_CAP = 1_000  # only the first 1,000 comments of a video are reachable
-# A user's lists: where each is asked for, and the field of ``data`` that holds it.
-LIST_PATHS = {"followers": ("research/user/followers/", "user_followers"),
-              "following": ("research/user/following/", "user_following")}
+# A user's lists: where each is asked for, the field of ``data`` that holds it, and the query it takes.
+LIST_PATHS: dict[str, tuple[str, str, dict[str, Any]]] = {
+    "followers": ("research/user/followers/", "user_followers", {}),
+    "following": ("research/user/following/", "user_following", {}),
+    "liked_videos": ("research/user/liked_videos/", "user_liked_videos", {"fields": VIDEO_FIELDS}),
+}
 DEFAULT_HORIZON_DAYS = 730
 DEFAULT_IN_FLIGHT = 8
 RENEW_BEFORE_S = 300  # a token is renewed this long before it expires
@@ -270,17 +273,17 @@ class TikTokClient(JsonApiClient):
 
     # --- lists under a user ---------------------------------------------------------------------
     def list_pages(self, kind: str, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
-        """A user's followers or the accounts it follows, newest follow first; the cursor is a Unix time
-        (the next page holds older follows). A list the user hides answers ``invalid_params``."""
+        """A user's followers, the accounts it follows or the videos it liked, newest first; the cursor is a
+        Unix time (the next page holds older ones). A list the user hides answers ``invalid_params``."""
         if kind not in LIST_PATHS:
             raise ValueError(f"tiktok lists no {kind!r} under a user")
-        path, field = LIST_PATHS[kind]
+        path, field, params = LIST_PATHS[kind]
         before: int | None = int(cursor) if cursor else None
         while True:
             body: dict[str, Any] = {"username": entity_id, "max_count": MAX_PAGE}
             if before is not None:
                 body["cursor"] = before
-            status, answer = self._post(path, {}, body)
+            status, answer = self._post(path, params, body)
             data = answer.get("data")
             if not isinstance(data, dict) or not isinstance(data.get(field), list):
                 raise PageAnomaly(f"POST {path} of {entity_id} cursor={before or '-'}: no `{field}` list")
@@ -295,7 +298,7 @@ class TikTokClient(JsonApiClient):
                                   f"({moved!r}, has_more={has_more!r})")
             if has_more and not items:
                 raise PageAnomaly(f"POST {path} of {entity_id} cursor={before or '-'}: an empty page with more to come")
-            yield FetchedPage(kind, entity_id, _request(path, {}, body), status, answer,
+            yield FetchedPage(kind, entity_id, _request(path, params, body), status, answer,
                               str(before) if before is not None else None, str(after) if has_more else None, len(items))
             if not has_more:
                 return

@@ -12,7 +12,7 @@ from typing import Any
 
 from socialsync.networks.base import PostStub, RawPage
 from socialsync.networks.tiktok import models as tt
-from socialsync.transform.records import Comment, Follow, Media, NormalizedPage, Post, Profile
+from socialsync.transform.records import Comment, Follow, Like, Media, NormalizedPage, Post, Profile
 
 
 def _list(payload: dict[str, Any], key: str) -> list[Any]:
@@ -51,9 +51,21 @@ def normalize(page: RawPage) -> NormalizedPage:
     elif page.kind in ("followers", "following"):
         for item in _list(page.payload, f"user_{page.kind}"):
             _follow(item, page.parent_id, page.kind == "followers", out)
+    elif page.kind == "liked_videos":
+        for item in _list(page.payload, "user_liked_videos"):
+            _like(item, page.parent_id, out)
     else:
         raise ValueError(f"tiktok has no raw page kind {page.kind!r}")
     return out
+
+
+def _like(item: Any, username: str, out: NormalizedPage) -> None:
+    """A video the profile liked: the like is the profile's, the video its author's (not loaded as a post)."""
+    video = out.validated(tt.Video, item, "like")
+    if video is None:
+        return
+    out.likes.append(Like(post_id=video.id, author_id=username, post_author_id=video.username,
+                          caption=video.video_description or None))
 
 
 def _follow(item: Any, username: str, follows_them: bool, out: NormalizedPage) -> None:
