@@ -481,15 +481,13 @@ def _profile_count(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef
 
 def _expected_posts(engine: Engine, network: NetworkSpec, job: bookkeeping.JobRef) -> int | None:
     """The posts count the API reported for the entity: this job's profile page, else the last one loaded."""
+    fetched = _profile_count(engine, network, job, "posts_count")
+    if fetched is not None:
+        return fetched
     with engine.connect() as conn:
-        page_ids = raw_page_ids(conn, [job.id], kinds=["profile"])
         profile_id = profile_ids(conn, network.name, [job.entity_id])[job.entity_id]
         stored = conn.scalar(select(profiles.c.posts_count).where(profiles.c.network == network.name,
                                                                   profiles.c.profile_id == profile_id))
-    for page in read_raw_pages(engine, page_ids[-1:]):
-        for profile in network.normalize(page).profiles:
-            if profile.posts_count is not None:
-                return profile.posts_count
     return int(stored) if stored is not None else None
 
 
