@@ -23,6 +23,8 @@ from tests.integration.tiktok_truth import (
     follow_truth,
     held_follows,
     held_names,
+    held_pinned,
+    pinned_truth,
 )
 
 
@@ -45,6 +47,8 @@ def test_tiktok_sync_loads_the_ground_truth_and_keeps_no_token(
         assert calls_since(sandbox_for_dags.counters, before) == first_sync_requests(data, accounts, as_of)
         # scope all: who follows each account and whom it follows, as far as max_list_items allows.
         assert held_names(held_follows(engine), data, accounts) == follow_truth(data, accounts)
+        pins = held_pinned(engine)  # and which of its videos each account pinned
+        assert {video: row[1] for video, row in pins.items()} == pinned_truth(data, accounts, pins)
         p, _ = data.busiest_video() or (0, 0)
         with engine.connect() as conn:
             statuses = dict(conn.execute(select(schema.sync_jobs.c.entity_id, schema.sync_jobs.c.status)

@@ -16,6 +16,7 @@ from socialsync.local import inline
 from socialsync.networks.base import ApiCredentials
 from socialsync.networks.tiktok import NETWORK as TIKTOK
 from socialsync.networks.tiktok.client import MAX_PAGE, TikTokClient
+from socialsync.sandbox.dataset import Dataset
 from socialsync.sandbox.faults import FaultPlan
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.sandbox.tiktok_dataset import TikTokDataset
@@ -28,7 +29,7 @@ from socialsync.transform.pipeline import normalize_jobs
 from tests.integration.conftest import SMALL
 from tests.integration.sync_helpers import checksums, day
 from tests.integration.tiktok_truth import LIST_KINDS as KINDS
-from tests.integration.tiktok_truth import follow_truth, held_follows, held_names, walked
+from tests.integration.tiktok_truth import follow_truth, held_follows, held_names, held_pinned, pinned_truth, walked
 
 SUBSCRIPTIONS = frozenset({"profile", "subscriptions"})
 LIMIT = 5_000  # the default max_list_items
@@ -134,7 +135,7 @@ def test_a_complete_walk_comes_back_every_full_list_days(sandbox: SandboxServer,
     assert held == {key for key in follow_truth(data, [p]) if key[1] == me}  # the complete walk proved the rest
 
 
-def test_ten_percent_faults_a_rerun_and_a_rebuild_from_raw_keep_the_follows(tmp_path: Path) -> None:
+def test_ten_percent_faults_a_rerun_and_a_rebuild_from_raw_keep_the_follows_and_pins(tmp_path: Path) -> None:
     faults = FaultPlan(rate=0.1, seed=5, timeout_s=2.0)  # a stalled answer outlasts the client's read timeout
     engine = warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
     with SandboxServer(SandboxConfig(spec=SMALL, faults=faults)) as sandbox:
@@ -144,11 +145,13 @@ def test_ten_percent_faults_a_rerun_and_a_rebuild_from_raw_keep_the_follows(tmp_
 
         def run(run_id: str) -> None:
             inline.sync(engine, TIKTOK, _client(sandbox, max_attempts=10, timeout=1.0, deadline_s=4.0), ids, run_id,
-                        day(0), quota_units=100_000, scope=SUBSCRIPTIONS)
+                        day(0), quota_units=100_000, scope=SUBSCRIPTIONS | {"pinned"})
 
         run("run-1")
         assert sum(v for k, v in sandbox.counters.items() if k.startswith("tiktok:fault:")) > 5
         assert held_names(held_follows(engine), data, accounts) == follow_truth(data, accounts)
+        pins = held_pinned(engine)  # the pinned videos, the only posts this scope loads
+        assert pins and {video: row[1] for video, row in pins.items()} == pinned_truth(data, accounts, pins)
         before = checksums(engine)
         run("run-1")  # the run cleared and run again
         assert checksums(engine) == before
@@ -210,3 +213,45 @@ def test_liked_videos_equal_the_truth_and_only_a_complete_walk_proves_an_unlike(
     sync("day-1-full", 1, full_refresh=True)
     assert {k: v[:2] for k, v in _likes(warehouse).items()} == now
     assert {k for k, v in _likes(warehouse, live=False).items() if v[2] is not None} == gone
+
+
+PINNED = frozenset({"profile", "posts", "pinned"})  # what scope "posts" asks of TikTok
+
+
+def test_pinned_videos_flag_their_posts_and_a_repin_turns_the_old_ones_off(
+        sandbox: SandboxServer, warehouse: Engine) -> None:
+    data: TikTokDataset = sandbox.app.state.tiktok.data
+    accounts = list(range(data.dataset.spec.profiles))
+    ids = [data.user(p).username for p in accounts]
+    hidden = {p for p in accounts if data.list_private(p, "pinned_videos")}
+    assert any(data.pinned_videos(p) for p in accounts if p not in hidden)  # (a hidden one: skipped, as below)
+
+    def sync(run_id: str, n: int) -> int:
+        before = sandbox.counters["tiktok:pinned_videos"]
+        inline.sync(warehouse, TIKTOK, _client(sandbox), ids, run_id, day(n), quota_units=100_000, scope=PINNED)
+        return sandbox.counters["tiktok:pinned_videos"] - before
+
+    assert sync("day-0", 0) == len(accounts)  # the fewest: one whole answer an account, a refusal for a hidden one
+    held = held_pinned(warehouse)
+    assert {video: row[1] for video, row in held.items()} == pinned_truth(data, accounts, held)
+    assert any(row[1] for row in held.values())
+    with warehouse.connect() as conn:
+        tasks = {r.entity_id: (r.status, r.last_error) for r in conn.execute(
+            select(sync_jobs.c.entity_id, sync_tasks.c.status, sync_tasks.c.last_error)
+            .join(sync_tasks, sync_tasks.c.job_id == sync_jobs.c.id)
+            .where(sync_jobs.c.run_id == "day-0", sync_tasks.c.kind == "pinned_videos"))}
+        statuses = set(conn.scalars(select(sync_jobs.c.status).where(sync_jobs.c.run_id == "day-0")))
+    assert statuses == {"succeeded"}  # a hidden list skips its sub-sync, not the job
+    for p in accounts:
+        status, reason = tasks[ids[p]]
+        assert (status, "private" in (reason or "")) == (("skipped", True) if p in hidden else ("succeeded", False))
+
+    # The first day an account that shows its list re-pinned: the old pins turn off, the new ones on.
+    first = {p: data.pinned_videos(p) for p in accounts if p not in hidden}
+    n = next(e for e in range(1, 30) if any(TikTokDataset(Dataset(data.dataset.spec, epoch=e)).pinned_videos(p) != pins
+                                            for p, pins in first.items()))
+    data.dataset.epoch = n
+    assert sync(f"day-{n}", n) == len(accounts)
+    now = held_pinned(warehouse)
+    assert {video: row[1] for video, row in now.items()} == pinned_truth(data, accounts, now)
+    assert any(held[video][1] and not row[1] for video, row in now.items() if video in held)  # unpinned

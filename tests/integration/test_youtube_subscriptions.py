@@ -16,6 +16,7 @@ from socialsync.networks.base import ApiCredentials
 from socialsync.networks.youtube import NETWORK as YOUTUBE
 from socialsync.networks.youtube.client import MAX_SUBSCRIPTIONS_PAGE, YouTubeClient
 from socialsync.sandbox.dataset import DatasetSpec
+from socialsync.sandbox.faults import FaultPlan
 from socialsync.sandbox.server import SandboxConfig, SandboxServer
 from socialsync.sandbox.youtube_dataset import YouTubeDataset
 from socialsync.storage import schema
@@ -180,3 +181,29 @@ def test_a_list_past_max_list_items_or_an_anomaly_mid_walk_proves_nothing_remove
 def _at(data: YouTubeDataset, epoch: int, p: int) -> list[int]:
     data.dataset.epoch = epoch
     return data.subscriptions(p)
+
+
+def test_ten_percent_faults_a_rerun_and_a_rebuild_from_raw_keep_the_subscriptions(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    faults = FaultPlan(rate=0.1, seed=11, timeout_s=2.0)  # a stalled answer outlasts the client's read timeout
+    engine = warehouse_engine(f"sqlite:///{tmp_path / 'warehouse.db'}")
+    with SandboxServer(SandboxConfig(spec=SPEC, faults=faults)) as server:
+        data: YouTubeDataset = server.app.state.youtube.data
+        ids = [data.channel_id(p) for p in range(SPEC.profiles)]
+
+        def run(run_id: str) -> None:
+            inline.sync(engine, YOUTUBE, _client(server.url, max_attempts=10, timeout=1.0, deadline_s=4.0), ids,
+                        run_id, day(0), scope=SUBSCRIPTIONS)
+
+        run("run-1")
+        assert sum(v for k, v in server.counters.items() if k.startswith("youtube:fault:")) > 0
+        first = {data.subscription(p, s).id: day(0) for p in range(SPEC.profiles) for s in data.subscriptions(p)}
+        assert _actual(engine) == _expected(data, first)
+        assert _actual(engine, live_only=False) == _actual(engine)  # no fault proved a subscription removed
+        before = checksums(engine)
+        run("run-1")  # the run cleared and run again
+        assert checksums(engine) == before
+        with engine.begin() as conn:
+            clear_derived(conn, "youtube")
+            job_ids = list(conn.scalars(select(sync_jobs.c.id).order_by(sync_jobs.c.id)))
+        normalize_jobs(engine, YOUTUBE, job_ids)
+        assert checksums(engine) == before

@@ -160,3 +160,25 @@ def held_names(follows: dict[tuple[str, str], tuple[Any, ...]], data: TikTokData
     return {key: (row[0] if key[1] in mine and row[0] is not None else row[1]) for key, row in follows.items()}
 
 
+
+
+
+def pinned_truth(data: TikTokDataset, accounts: list[int],
+                 held: Mapping[str, tuple[str, Any]]) -> dict[str, bool | None]:
+    """What ``posts.pinned`` must say of each held video (``held``: video -> (author, ...)) of ``accounts``:
+    on the author's pinned list or not, and None (never said) for an account that hides that list."""
+    out: dict[str, bool | None] = {}
+    for p in accounts:
+        me, hidden = data.user(p).username, data.list_private(p, "pinned_videos")
+        pinned = {data.video_id(p, j) for j in data.pinned_videos(p)}
+        out.update({video_id: None if hidden else video_id in pinned
+                    for video_id, (author, _) in held.items() if author == me})
+    return out
+
+
+def held_pinned(engine: Engine) -> dict[str, tuple[str, bool | None]]:
+    """Every held TikTok video (deleted ones too): its author and ``pinned``."""
+    po = schema.posts.c
+    with engine.connect() as conn:
+        return {r[0]: (r[1], r[2]) for r in conn.execute(select(po.post_id, po.profile_id, po.pinned)
+                                                         .where(po.network == NETWORK))}

@@ -11,15 +11,15 @@ from socialsync.networks.base import NetworkSpec
 
 SCOPES = ("profile", "posts", "comments", "subscriptions", "likes", "all")
 
-# What each scope asks extract to do; a network serves the part of it it supports. Stories are
-# posts that expire: asked with the posts.
+# What each scope asks extract to do; a network serves the part of it it supports. Stories (posts
+# that expire) and the pinned list (which posts are pinned) are asked with the posts.
 SCOPE_PARTS: dict[str, frozenset[str]] = {
     "profile": frozenset({"profile"}),
-    "posts": frozenset({"profile", "posts", "stories"}),
+    "posts": frozenset({"profile", "posts", "stories", "pinned"}),
     "comments": frozenset({"posts", "comments"}),
     "subscriptions": frozenset({"profile", "subscriptions"}),
     "likes": frozenset({"likes"}),
-    "all": frozenset({"profile", "posts", "comments", "stories", "subscriptions", "likes"}),
+    "all": frozenset({"profile", "posts", "comments", "stories", "pinned", "subscriptions", "likes"}),
 }
 
 

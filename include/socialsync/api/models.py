@@ -120,6 +120,8 @@ class Post(BaseModel):
     like_count: int | None
     comments_count: int | None
     view_count: int | None
+    pinned: bool | None = Field(None, description="On the profile's pinned list (TikTok); null: no walk of "
+                                                   "that list has said")
     deleted: bool
     synced_at: datetime
 

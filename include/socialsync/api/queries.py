@@ -201,7 +201,7 @@ def posts(conn: Connection, network: str, entity_id: str, cursor: str | None, li
     po = schema.posts
     profile_id = rows_key(conn, network, entity_id)
     query = select(po.c.post_id, po.c.profile_id, po.c.kind, po.c.product_type, po.c.caption, po.c.permalink,
-                   po.c.created_at, po.c.like_count, po.c.comments_count, po.c.view_count, po.c.deleted,
+                   po.c.created_at, po.c.like_count, po.c.comments_count, po.c.view_count, po.c.pinned, po.c.deleted,
                    po.c.synced_at).where(po.c.network == network, po.c.profile_id == profile_id)
     if not include_deleted:
         query = query.where(po.c.deleted.is_(False))

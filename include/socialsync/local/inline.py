@@ -22,7 +22,8 @@ from socialsync.storage import planning, usage
 from socialsync.storage.schema import NORMALIZED_TABLES
 from socialsync.transform.pipeline import normalize_jobs
 
-SCOPE = frozenset({"profile", "posts", "comments", "stories"})
+# Scope "all" but the lists of people and of likes.
+SCOPE = frozenset({"profile", "posts", "comments", "stories", "pinned"})
 
 
 def clock() -> datetime:

@@ -156,10 +156,16 @@ class NetworkClient(Protocol):
 @dataclass(frozen=True)
 class Covers:
     """The rows of a normalized table a complete walk of a list holds all of: those whose ``column`` is
-    the profile's id (a channel's subscriptions are the ``follows`` rows with it as ``follower_id``)."""
+    the profile's id (a channel's subscriptions are the ``follows`` rows with it as ``follower_id``).
+
+    A row leaves the list when a complete walk no longer holds it: it gets ``removed_at``; or, for a
+    list that is a ``flag`` of rows kept for themselves (a profile's pinned posts: ``posts.pinned``),
+    the flag turns False (the list's own rows carry it True).
+    """
 
     table: str
     column: str
+    flag: str | None = None
 
 
 @dataclass(frozen=True)

@@ -212,9 +212,12 @@ posts = Table(
     Column("like_count", BigInteger),
     Column("comments_count", BigInteger),
     Column("view_count", BigInteger),
+    # On the profile's pinned list: NULL until a walk of that list said (a posts page does not).
+    Column("pinned", Boolean),
     Column("deleted", Boolean, nullable=False, default=False),
     Column("synced_at", UtcDateTime, nullable=False),
     Index("ix_posts_profile", "network", "profile_id", "created_at"),
+    info={"kept_when_null": ("pinned",)},
 )
 
 media = Table(

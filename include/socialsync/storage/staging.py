@@ -272,13 +272,14 @@ def _merge_statement(load: _Stage, newer: str | None, postgres: bool) -> Insert:
     if not updates:
         return stmt.on_conflict_do_nothing(index_elements=load.key)
     earliest = [c for c in table.info.get("earliest", ()) if c in updates]
-    if not earliest:
+    kept = {c for c in table.info.get("kept_when_null", ()) if c in updates}
+    if not earliest and not kept:
         where = table.c[newer] <= stmt.excluded[newer] if newer else None
         return stmt.on_conflict_do_update(index_elements=load.key, set_=updates, where=where)
     # A table that keeps when a row was first seen: that column takes the earlier of the two whatever
-    # the order jobs are replayed in; the others follow the ``newer`` rule, a NULL keeping what is held.
+    # the order jobs are replayed in; the others follow the ``newer`` rule, a NULL in a column that
+    # is ``kept_when_null`` (a page that does not say) keeping what is held.
     fresh = table.c[newer] <= stmt.excluded[newer] if newer else true()
-    kept = set(table.info.get("kept_when_null", ()))
     set_: dict[str, Any] = {}
     for c, value in updates.items():
         if c in earliest:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -74,6 +74,7 @@ class NormalizeReport:
     follows: int = 0
     likes: int = 0
     removed_follows: int = 0
+    flagged: int = 0  # posts a flag's list named (pinned videos), not counted again as posts
 
     def as_xcom(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -124,11 +125,18 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
         moment = as_of(cursor, job.started_at)
         bounds = _Bounds.of(cursor)
         identity: tuple[str, str] | None = None  # what the job's profile page called the entity
+        flags = {d.kind for d in network.lists if d.covers is not None and d.covers.flag is not None}
         for chunk in _raw_page_chunks(conn, job_id):
             for page in read_raw_pages(conn, chunk):
                 normalized = network.normalize(page)
                 if page.kind == "profile" and page.parent_id == job.entity_id and normalized.profiles:
                     identity = (normalized.profiles[0].profile_id, normalized.profiles[0].username)
+                if page.kind in flags:  # rows the posts walk writes too: counted as what the list flags
+                    listed = NormalizeReport()
+                    _write(conn, stage, network.name, page.id, bounds.apply(normalized), moment, listed)
+                    report.flagged += listed.posts
+                    report.rejects += listed.rejects
+                    continue
                 _write(conn, stage, network.name, page.id, bounds.apply(normalized), moment, report)
             report.pages += len(chunk)
         _stage_comment_watermarks(conn, stage, network.name, job_id, moment)
@@ -141,7 +149,7 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
             _mark_posts_deleted(conn, network, profile_id, stage.staged(posts), moment, report)
         report.deleted_comments += _mark_comments_deleted(conn, network.name, job_id, stage.staged(comments),
                                                           moment)
-        _prove_list_removals(conn, stage, network, job_id, profile_id, moment, fresh, report)
+        _prove_list_removals(conn, stage, network, job_id, profile_id, moment, fresh, report, bounds.active)
         extracted = {(kind, status) for kind, status in statuses if kind != "normalize"}
         owed = set(cursor.get("parts", [])) - {kind for kind, _ in extracted}  # parts that never started
         if job.status not in ("failed", "skipped") and extracted and not owed and all(
@@ -219,7 +227,7 @@ def _mark_comments_deleted(conn: Connection, network: str, job_id: int, seen: Ta
                                                  comments.c.post_id.in_(passed), moment), moment)
 
 
-COVERED = {"follows": follows, "likes": likes}  # the tables a declared list may cover (``Covers.table``)
+COVERED = {"follows": follows, "likes": likes, "posts": posts}  # what a declared list may cover (``Covers.table``)
 
 
 def _covering(network: NetworkSpec) -> Iterator[tuple[ProfileList, Table, str]]:
@@ -234,8 +242,8 @@ def _new_entries(conn: Connection, stage: StagedUpserts, network: NetworkSpec, p
     live (``None`` when it holds none of the list yet: a first walk finds it whole, nothing is new)."""
     out: dict[str, int | None] = {}
     for declared, table, column in _covering(network):
-        if not stage.holds(table):
-            continue
+        if declared.covers is None or declared.covers.flag is not None or not stage.holds(table):
+            continue  # a flag's list (pinned posts) is no table of entries to count new ones of
         seen = stage.staged(table)
         key = [c.name for c in table.primary_key.columns]
         held = exists().where(*(table.c[k] == seen.c[k] for k in key), table.c.removed_at.is_(None))
@@ -247,11 +255,13 @@ def _new_entries(conn: Connection, stage: StagedUpserts, network: NetworkSpec, p
 
 
 def _prove_list_removals(conn: Connection, stage: StagedUpserts, network: NetworkSpec, job_id: int, profile_id: str,
-                         moment: datetime, fresh: dict[str, int | None], report: NormalizeReport) -> None:
+                         moment: datetime, fresh: dict[str, int | None], report: NormalizeReport,
+                         bounded: bool) -> None:
     """What each walk of a covering list proves: a complete one, that the profile's rows it no longer holds
     are removed (one statement, the day's ``<kind>_lost``); any, once the list was seen before, the day's
     ``<kind>_new``. A walk that was not complete (it stopped at known entries, an anomaly, a cap)
-    proves nothing removed."""
+    proves nothing removed; nor does a flag's list (pinned posts) under a conf bound, which left the
+    posts it listed outside the bound unloaded."""
     t = sync_tasks.c
     walked = dict(conn.execute(select(t.kind, t.seen).where(
         t.job_id == job_id, t.status == "succeeded", t.kind.in_([d.kind for d, _, _ in _covering(network)]))).all())
@@ -259,7 +269,15 @@ def _prove_list_removals(conn: Connection, stage: StagedUpserts, network: Networ
         if declared.kind not in walked:
             continue
         daily: dict[str, float] = {}
-        if (walked[declared.kind] or {}).get("complete"):
+        complete = bool((walked[declared.kind] or {}).get("complete"))
+        flag = declared.covers.flag if declared.covers is not None else None
+        if flag is not None:
+            if complete and not bounded:  # the profile's rows not listed with the flag set are off the list
+                _flag_off(conn, stage, network.name, table, column, flag, profile_id, moment)
+                upsert(conn, sync_state, [complete_walk(network.name, declared.kind, profile_id, moment)],
+                       newer="synced_at")
+            continue
+        if complete:
             key = [c.name for c in table.primary_key.columns]
             seen = stage.staged(table)
             staged = exists().where(*(seen.c[k] == table.c[k] for k in key))
@@ -277,6 +295,18 @@ def _prove_list_removals(conn: Connection, stage: StagedUpserts, network: Networ
         upsert(conn, metrics, [{"network": network.name, "entity_kind": "profile", "entity_id": profile_id,
                                 "metric": f"{declared.kind}_{name}", "captured_on": captured_on(moment),
                                 "value": float(value), "synced_at": moment} for name, value in daily.items()])
+
+
+def _flag_off(conn: Connection, stage: StagedUpserts, network: str, table: Table, column: str, flag: str,
+              profile_id: str, moment: datetime) -> None:
+    """After a complete walk of a flag's list: every row of the profile not staged with the flag set by
+    this job gets it False, in one statement; a row a newer job loaded is left to that job."""
+    key = [c.name for c in table.primary_key.columns]
+    seen = stage.staged(table)
+    listed = exists().where(*(seen.c[k] == table.c[k] for k in key), seen.c[flag].is_(True))
+    conn.execute(update(table).where(table.c.network == network, table.c[column] == profile_id,
+                                     table.c[flag].is_not(False), table.c.synced_at <= moment, ~listed)
+                 .values({flag: False}))
 
 
 @dataclass
@@ -299,6 +329,10 @@ class _Bounds:
         return cls(datetime.fromisoformat(str(since).replace("Z", "+00:00")) if since else None,
                    str(since_id) if since_id else None)
 
+    @property
+    def active(self) -> bool:
+        return self.last_synced_at is not None or self.since_id is not None
+
     def apply(self, page: NormalizedPage) -> NormalizedPage:
         if self.since_id is not None and self.cut is None:
             self.cut = next((p.created_at for p in page.posts if p.post_id == self.since_id), None)
@@ -309,13 +343,12 @@ class _Bounds:
                    (self.cut is not None and p.created_at <= self.cut)}
         if not dropped and all(c.created_at >= floor for c in page.comments):
             return page
-        return NormalizedPage(
-            profiles=page.profiles,
+        return replace(
+            page,
             posts=[p for p in page.posts if p.post_id not in dropped],
             media=[m for m in page.media if m.post_id not in dropped],
             comments=[c for c in page.comments if c.created_at >= floor],
             metrics=[m for m in page.metrics if m.entity_kind != "post" or m.entity_id not in dropped],
-            rejects=page.rejects,
         )
 
 

@@ -39,6 +39,9 @@ class Post(_Record):
     like_count: int | None = None
     comments_count: int | None = None
     view_count: int | None = None
+    # On the profile's pinned list (TikTok's pinned videos): True from that list; None from a posts
+    # page, which does not say (the held value is kept). A complete walk of the list turns it False.
+    pinned: bool | None = None
 
 
 class Media(_Record):

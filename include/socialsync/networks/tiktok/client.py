@@ -52,7 +52,9 @@ LIST_PATHS: dict[str, tuple[str, str, dict[str, Any]]] = {
     "followers": ("research/user/followers/", "user_followers", {}),
     "following": ("research/user/following/", "user_following", {}),
     "liked_videos": ("research/user/liked_videos/", "user_liked_videos", {"fields": VIDEO_FIELDS}),
+    "pinned_videos": ("research/user/pinned_videos/", "pinned_videos_list", {"fields": VIDEO_FIELDS}),
 }
+UNPAGED_LISTS = frozenset({"pinned_videos"})  # answered whole: no max_count, cursor or has_more
 DEFAULT_HORIZON_DAYS = 730
 DEFAULT_IN_FLIGHT = 8
 RENEW_BEFORE_S = 300  # a token is renewed this long before it expires
@@ -274,10 +276,21 @@ class TikTokClient(JsonApiClient):
     # --- lists under a user ---------------------------------------------------------------------
     def list_pages(self, kind: str, entity_id: str, cursor: str | None) -> Iterator[FetchedPage]:
         """A user's followers, the accounts it follows or the videos it liked, newest first; the cursor is a
-        Unix time (the next page holds older ones). A list the user hides answers ``invalid_params``."""
+        Unix time (the next page holds older ones). Its pinned videos come whole, in one answer. A list
+        the user hides answers ``invalid_params``."""
         if kind not in LIST_PATHS:
             raise ValueError(f"tiktok lists no {kind!r} under a user")
         path, field, params = LIST_PATHS[kind]
+        if kind in UNPAGED_LISTS:
+            whole = {"username": entity_id}
+            status, answer = self._post(path, params, whole)
+            data = answer.get("data")
+            if not isinstance(data, dict) or not isinstance(data.get(field), list):
+                raise PageAnomaly(f"POST {path} of {entity_id}: no `{field}` list")
+            self._count_records(len(data[field]))
+            yield FetchedPage(kind, entity_id, _request(path, params, whole), status, answer, None, None,
+                              len(data[field]))
+            return
         before: int | None = int(cursor) if cursor else None
         while True:
             body: dict[str, Any] = {"username": entity_id, "max_count": MAX_PAGE}

@@ -54,6 +54,9 @@ def normalize(page: RawPage) -> NormalizedPage:
     elif page.kind == "liked_videos":
         for item in _list(page.payload, "user_liked_videos"):
             _like(item, page.parent_id, out)
+    elif page.kind == "pinned_videos":  # the profile's own videos, whole, with the flag the posts pages lack
+        for item in _list(page.payload, "pinned_videos_list"):
+            _video(item, out, pinned=True)
     else:
         raise ValueError(f"tiktok has no raw page kind {page.kind!r}")
     return out
@@ -93,7 +96,7 @@ def _user(item: Any, username: str, out: NormalizedPage) -> None:
                                           ("posts_count", user.video_count), ("likes_count", user.likes_count)))
 
 
-def _video(item: Any, out: NormalizedPage) -> None:
+def _video(item: Any, out: NormalizedPage, pinned: bool | None = None) -> None:
     video = out.validated(tt.Video, item, "post")
     if video is None:
         return
@@ -102,6 +105,7 @@ def _video(item: Any, out: NormalizedPage) -> None:
         post_id=video.id, profile_id=video.username, kind="video", product_type="video",
         caption=video.video_description or None, permalink=link, created_at=video.create_time,
         like_count=video.like_count, comments_count=video.comment_count, view_count=video.view_count,
+        pinned=pinned,
     ))
     out.media.append(Media(media_id=video.id, post_id=video.id, position=0, media_type="video", url=link))
     out.add_metrics("post", video.id, (("view_count", video.view_count), ("like_count", video.like_count),
