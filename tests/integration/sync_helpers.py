@@ -36,7 +36,8 @@ def day(n: int) -> datetime:
 def client_for(sandbox: Any, token: str = "sandbox-token", **options: object) -> InstagramClient:
     """A client of ``token`` (the sandbox's default), whose app user (for business discovery) is the
     first account the token manages."""
-    settings: dict[str, object] = {"page_size": 10, "backoff_s": 0.01, "max_wait_s": 2.0}
+    # Five replies inline (Graph's own default): threads past them exercise the /replies pages.
+    settings: dict[str, object] = {"page_size": 10, "inline_replies": 5, "backoff_s": 0.01, "max_wait_s": 2.0}
     settings.update(options)
     if "ig_user_id" not in settings:
         settings["ig_user_id"] = app_user(sandbox, token)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import copy
+import json
 from urllib.parse import quote, quote_plus
 
-from socialsync.extract.secrets import SecretScrubber, is_secret_name, redirect_origin
+import pytest
+
+from socialsync.extract.secrets import REDACTED, SecretScrubber, is_secret_name, redirect_origin
 
 TOKEN = "EAABsbCS1iHgBO7ZBxZC+/k=tok"
 NEXT = f"https://graph.facebook.com/v21.0/1/media?access_token={TOKEN}&after=QVFHUjZA2&limit=25"
@@ -93,3 +96,43 @@ def test_a_redirect_is_described_by_its_origin_only() -> None:
         "https://evil.example:8443"
     assert redirect_origin(base, "/elsewhere?key=1") == "http://127.0.0.1:9000"
     assert redirect_origin(base, None) == "nowhere"
+
+
+PARSED = [
+    {"data": [{"id": "1", "text": "nothing to hide", "n": 3, "ok": True, "none": None}], "paging": {}},
+    {"data": [{"text": "line one\naccess_token=EAAB-leaked-value&x=1"}]},  # a parameter after an escape
+    {"data": [{"text": "see https://x.test/?a=1&Access_Token%3Dabc123456"}]},
+    {"paging": {"next": "https://graph.test/v21.0/1/media?after=QVFI&access_token=not-the-known-one"}},
+    {"error": {"message": "Invalid OAuth access token - s3cr3t-token-value"}},
+    {"error": {"message": "token in a quote: \"s3cr3t-token-value\""}},
+    {"data": {"ACCESS_TOKEN": "short", "Client_Secret": 12, "refresh_token": "abcdefgh"}},
+    {"data": [{"caption": "ünïcode and emoji \U0001f600 and \\ backslashes \t tabs", "key": "value"}]},
+    {"data": [{"caption": "s3cr3t%2Dtoken"}, {"caption": "s3cr3t-token-value"}]},
+    [1, "s3cr3t-token-value", {"x": "token=abcdef"}],
+    {"access_token": ["abcdefgh", "ijklmnop"], "other": "x"},  # a sensitive key over a list: walked
+    {"m": "tab\ttoken=abcdefg end", "n": "\u0001key=abcdefgh", "o": "quote\"api_key=abcdefgh\"", "p": "monkey=1"},
+    {"paging": {"next": "https://g.test/c?access_token=s3cr3t-token-value&after=A"}, "data": [{"token": "abcdefgh"}]},
+]
+
+
+@pytest.mark.parametrize("value", PARSED)
+def test_parse_answers_what_decoding_then_walking_answers(value: object) -> None:
+    scrubber = SecretScrubber(["s3cr3t-token-value"])
+    body = json.dumps(value).encode()
+    assert scrubber.parse(body) == scrubber.json(json.loads(body))
+    assert scrubber.parse(json.dumps(value, ensure_ascii=False)) == scrubber.json(value)
+
+
+def test_parse_reads_what_orjson_refuses_and_refuses_what_is_not_json() -> None:
+    scrubber = SecretScrubber(["s3cr3t-token-value"])
+    huge = b'{"id": 123456789012345678901234567890, "text": "s3cr3t-token-value", "x": NaN}'
+    parsed = scrubber.parse(huge)
+    assert parsed["id"] == 123456789012345678901234567890 and parsed["text"] == REDACTED
+    with pytest.raises(ValueError):
+        scrubber.parse(b"<html>not json</html>")
+    assert scrubber.parse(b'"s3cr3t-token-value"') == REDACTED
+
+
+def test_a_secret_json_would_escape_still_gets_scrubbed() -> None:
+    scrubber = SecretScrubber(['quote"in-secret'])  # no fast path: every answer is walked
+    assert scrubber.parse(json.dumps({"m": 'a quote"in-secret here'})) == {"m": f"a {REDACTED} here"}

@@ -6,6 +6,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from airflow.sdk import Asset, AssetAlias, get_current_context
@@ -26,7 +27,7 @@ from socialsync.networks.base import AuthError, NetworkClient, NetworkSpec
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage import locks, planning, usage
 from socialsync.storage.rebuild import clear_derived
-from socialsync.transform.pipeline import normalize_jobs
+from socialsync.transform.pipeline import NormalizeBehind, normalize_jobs
 
 log = logging.getLogger(__name__)
 
@@ -215,7 +216,10 @@ def extract_posts(network_name: str, batch: int) -> dict[str, int]:
 
 
 def extract_comments(network_name: str, batch: int) -> dict[str, int]:
-    return _extract(network_name, batch, runner.extract_comments)
+    """The batch's comment threads; each job is normalized on a thread of its own as soon as its threads
+    are in raw, while the others are fetched (the normalize task then does only what is left)."""
+    with NormalizeBehind(warehouse(), get_network(network_name), _now) as behind:
+        return _extract(network_name, batch, partial(runner.extract_comments, done=behind.submit))
 
 
 def normalize(network_name: str, batch: int) -> dict[str, int]:
@@ -224,7 +228,7 @@ def normalize(network_name: str, batch: int) -> dict[str, int]:
     network = get_network(network_name)
     _, _, _, jobs = _batch_jobs(network_name, batch)
     live = [job.id for job in jobs if job.status != "skipped"]
-    return normalize_jobs(warehouse(), network, live, _now).as_xcom()
+    return normalize_jobs(warehouse(), network, live, _now, skip_normalized=True).as_xcom()
 
 
 def submit_enrichment(network_name: str, batch: int) -> dict[str, Any]:

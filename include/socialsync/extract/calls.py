@@ -123,7 +123,7 @@ class JsonApi:
         if self._on_answer is not None:
             self._on_answer(response)
         try:
-            body = self.scrubber.json(response.json())
+            body = self.scrubber.parse(response.content)
         except (ValueError, UnicodeDecodeError) as exc:  # json's decode error is a ValueError
             raise TransientError(f"unreadable body ({len(response.content)} bytes, HTTP {response.status_code}) "
                                  f"from {method} {path}", status=response.status_code, retryable=True) from exc

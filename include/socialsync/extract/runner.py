@@ -544,8 +544,9 @@ def _stop_paging(engine: Engine, network: NetworkSpec, stubs: Sequence[PostStub]
 
 def extract_comments(engine: Engine, network: NetworkSpec, client: NetworkClient,
                      jobs: Sequence[bookkeeping.JobRef], window: ExtractWindow, clock: Clock, *,
-                     last_try: bool = True) -> ExtractReport:
-    """The comments of each post listed by the jobs that needs them, one post at a time."""
+                     last_try: bool = True, done: Callable[[int], None] | None = None) -> ExtractReport:
+    """The comments of each post listed by the jobs that needs them, one post at a time. ``done`` is
+    told each job whose comment threads were all walked (its raw pages are complete: normalize may go)."""
     report = ExtractReport()
     if "comments" not in window.scope:
         return report
@@ -563,6 +564,8 @@ def extract_comments(engine: Engine, network: NetworkSpec, client: NetworkClient
             try:
                 with progress.of(job):
                     _comments_of_job(engine, network, client, job, window, report, clock, last_try, threads)
+                if done is not None:
+                    done(job.id)
             except AuthError as exc:
                 client.budget.stop(exc)
                 raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from functools import partial
 from hashlib import sha256
 from typing import Any
 
@@ -20,7 +21,7 @@ from socialsync.networks.base import NetworkClient, NetworkSpec
 from socialsync.storage import jobs as bookkeeping
 from socialsync.storage import planning, usage
 from socialsync.storage.schema import NORMALIZED_TABLES
-from socialsync.transform.pipeline import normalize_jobs
+from socialsync.transform.pipeline import NormalizeBehind, normalize_jobs
 
 # Scope "all" but the lists of people and of likes.
 SCOPE = frozenset({"profile", "posts", "comments", "stories", "pinned"})
@@ -66,13 +67,14 @@ def sync(engine: Engine, network: NetworkSpec, client: NetworkClient | None, ent
     try:
         posts = runner.extract_posts(engine, network, client, jobs, settings, clock)
         jobs = _reload(engine, network.name, run_id)
-        comments = runner.extract_comments(engine, network, client, jobs, settings, clock)
+        with NormalizeBehind(engine, network, clock) as behind:  # as the DAG's extract_comments task does
+            comments = runner.extract_comments(engine, network, client, jobs, settings, clock, done=behind.submit)
         jobs = _reload(engine, network.name, run_id)
     finally:
         if allowance is not None:
             allowance.settle(client.units - units_before, client.records - records_before)
     live = [j for j in jobs if j.status != "skipped"]
-    normalized = normalize_jobs(engine, network, [j.id for j in live], clock)
+    normalized = normalize_jobs(engine, network, [j.id for j in live], clock, skip_normalized=True)
     with engine.begin() as conn:
         bookkeeping.close_jobs(conn, network.name, jobs, [], clock())
         planning.release_leases(conn, network.name, [j.id for j in jobs])
@@ -99,12 +101,13 @@ def _sync_per_connection(engine: Engine, network: NetworkSpec, connect: Callable
             client.close()
 
     reports = []
-    for step in (runner.extract_posts, runner.extract_comments):
-        reports.append(extract_per_connection(step, engine, network, jobs, settings, clock, reader_of=readers,
-                                              open_client=open_client))
-        jobs = _reload(engine, network.name, run_id)
+    with NormalizeBehind(engine, network, clock) as behind:
+        for step in (runner.extract_posts, partial(runner.extract_comments, done=behind.submit)):
+            reports.append(extract_per_connection(step, engine, network, jobs, settings, clock, reader_of=readers,
+                                                  open_client=open_client))
+            jobs = _reload(engine, network.name, run_id)
     live = [j for j in jobs if j.status != "skipped"]
-    normalized = normalize_jobs(engine, network, [j.id for j in live], clock)
+    normalized = normalize_jobs(engine, network, [j.id for j in live], clock, skip_normalized=True)
     with engine.begin() as conn:
         bookkeeping.close_jobs(conn, network.name, jobs, [], clock())
         planning.release_leases(conn, network.name, [j.id for j in jobs])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import orjson
 from sqlalchemy import URL, Engine, create_engine, event, make_url
 
 from socialsync.storage import migrate
@@ -17,11 +19,29 @@ def warehouse_engine(url: str | URL, **kwargs: Any) -> Engine:
     # that size keeps them from reconnecting on every checkout.
     kwargs.setdefault("pool_size", 16)
     kwargs.setdefault("max_overflow", 32)
+    # Raw pages are the warehouse's largest values, written once and read back by normalize: orjson.
+    kwargs.setdefault("json_serializer", json_text)
+    kwargs.setdefault("json_deserializer", json_value)
     engine = create_engine(url, future=True, **kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     migrate.upgrade(engine)
     return engine
+
+
+def json_text(value: Any) -> str:
+    """A JSON column's value as text: orjson's, or json's for what orjson refuses (an integer past 64 bits)."""
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return json.dumps(value)
+
+
+def json_value(text: str | bytes) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # NaN, an integer past 64 bits: json reads them
+        return json.loads(text)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

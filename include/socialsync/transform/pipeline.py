@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -79,6 +80,11 @@ class NormalizeReport:
     def as_xcom(self) -> dict[str, int]:
         return dict(self.__dict__)
 
+    def add(self, counts: dict[str, int]) -> None:
+        for name, value in counts.items():
+            if name in self.__dict__:
+                setattr(self, name, getattr(self, name) + int(value))
+
 
 def as_of(cursor: dict[str, object], fallback: datetime | None) -> datetime:
     """The time a job stands for: its run's, as plan wrote it on the cursor."""
@@ -96,13 +102,80 @@ def captured_on(moment: datetime) -> date:
 
 
 def normalize_jobs(engine: Engine, network: NetworkSpec, job_ids: Sequence[int],
-                   now: Callable[[], datetime] | None = None) -> NormalizeReport:
-    """Re-derive normalized rows from every raw page of ``job_ids``, job by job in id order."""
+                   now: Callable[[], datetime] | None = None, *, skip_normalized: bool = False) -> NormalizeReport:
+    """Re-derive normalized rows from every raw page of ``job_ids``, job by job in id order.
+
+    With ``skip_normalized``, a job already normalized through its last raw page (by the extract step,
+    as its pages were done: ``NormalizeBehind``) is not done again; what that normalize counted is
+    reported as if it ran now, so the run's figures (and its Assets' counts) stay whole.
+    """
     report = NormalizeReport()
+    done = normalized_through(engine, job_ids) if skip_normalized else {}
     for job_id in sorted(job_ids):
-        _normalize_job(engine, network, job_id, report, now or (lambda: datetime.now(UTC)))
-    log.info("normalized %s pages of %s jobs: %s", report.pages, len(job_ids), report.as_xcom())
+        if job_id in done:
+            report.add(done[job_id])
+            continue
+        mine = NormalizeReport()
+        _normalize_job(engine, network, job_id, mine, now or (lambda: datetime.now(UTC)))
+        report.add(mine.as_xcom())
+    log.info("normalized %s pages of %s jobs (%s done before): %s", report.pages, len(job_ids), len(done),
+             report.as_xcom())
     return report
+
+
+class NormalizeBehind:
+    """Normalizes each job as soon as extract is done with it, one job at a time on a thread of its own,
+    while extract goes on with the others: the rows land during the fetch instead of after it.
+
+    ``submit`` a job whose pages are all in raw; leaving the block waits for what was submitted. A
+    normalize that fails is logged and left for the normalize step, which does every job not normalized
+    through its last page (``normalize_jobs(..., skip_normalized=True)``). On SQLite, whose writers take
+    turns for the whole file, a normalize transaction would stall the extract's page writes: there,
+    nothing is done ahead and the normalize step does it all.
+    """
+
+    def __init__(self, engine: Engine, network: NetworkSpec, now: Callable[[], datetime] | None = None) -> None:
+        self.engine, self.network, self.now = engine, network, now
+        self.enabled = engine.dialect.name != "sqlite"
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="normalize") if self.enabled else None
+        self._futures: list[Future[None]] = []
+
+    def __enter__(self) -> NormalizeBehind:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+    def submit(self, job_id: int) -> None:
+        if self._pool is not None:
+            self._futures.append(self._pool.submit(self._normalize, job_id))
+
+    def _normalize(self, job_id: int) -> None:
+        try:
+            normalize_jobs(self.engine, self.network, [job_id], self.now)
+        except Exception:  # the normalize step does it again; nothing of this try is left behind
+            log.warning("job %s: normalizing during extract failed; the normalize step will do it", job_id,
+                        exc_info=True)
+
+
+def normalized_through(engine: Engine, job_ids: Sequence[int]) -> dict[int, dict[str, int]]:
+    """Of ``job_ids``, those whose last normalize covered every raw page they have: what it counted."""
+    if not job_ids:
+        return {}
+    t = sync_tasks.c
+    with engine.connect() as conn:
+        last = {job_id: page_id for job_id, page_id in conn.execute(
+            select(raw_pages.c.job_id, func.max(raw_pages.c.id))
+            .where(raw_pages.c.job_id.in_(list(job_ids))).group_by(raw_pages.c.job_id))}
+        marks = conn.execute(select(t.job_id, t.seen).where(t.job_id.in_(list(job_ids)), t.kind == "normalize",
+                                                            t.status == "succeeded")).all()
+    out = {}
+    for job_id, seen in marks:
+        through = (seen or {}).get("through_page")
+        if isinstance(through, int) and through >= (last.get(job_id) or 0):
+            out[job_id] = dict((seen or {}).get("counts") or {})
+    return out
 
 
 def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: NormalizeReport,
@@ -126,7 +199,9 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
         bounds = _Bounds.of(cursor)
         identity: tuple[str, str] | None = None  # what the job's profile page called the entity
         flags = {d.kind for d in network.lists if d.covers is not None and d.covers.flag is not None}
+        through = 0  # the job's last raw page this normalize read
         for chunk in _raw_page_chunks(conn, job_id):
+            through = chunk[-1]
             for page in read_raw_pages(conn, chunk):
                 normalized = network.normalize(page)
                 if page.kind == "profile" and page.parent_id == job.entity_id and normalized.profiles:
@@ -156,7 +231,7 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
                 status in ("succeeded", "skipped", "capped") for _, status in extracted):
             advance_watermark(conn, network.name, job.entity_id, moment)
         task_id, _ = begin_task(conn, job_id, "normalize", job.entity_id)
-        finish_task(conn, task_id, "succeeded", now())
+        finish_task(conn, task_id, "succeeded", now(), seen={"through_page": through, "counts": report.as_xcom()})
 
 
 def _raw_page_chunks(conn: Connection, job_id: int) -> Iterator[list[int]]:

@@ -45,8 +45,13 @@ PROFILE_FIELDS = ("id,username,name,biography,followers_count,follows_count,medi
 MEDIA_FIELDS = ("id,caption,media_type,media_product_type,media_url,thumbnail_url,permalink,timestamp,"
                 "like_count,comments_count,username,children{id,media_type,media_url,thumbnail_url}")
 REPLY_FIELDS = "id,text,timestamp,username,like_count,from,parent_id"
-# Replies come inline (the first page of each comment's replies edge); the rest from ``/{comment-id}/replies``.
-COMMENT_FIELDS = f"id,text,timestamp,username,like_count,from,replies{{{REPLY_FIELDS}}}"
+# Replies come inline (the first page of each comment's replies edge, ``replies.limit(N)``); the rest
+# from ``/{comment-id}/replies``.
+COMMENT_BASE_FIELDS = "id,text,timestamp,username,like_count,from"
+# Graph's largest pages (the sandbox caps them the same way): a client asks for these unless the
+# connection's extras say otherwise. Stories and business discovery's media share the media cap.
+MAX_MEDIA_PAGE = 100
+MAX_COMMENTS_PAGE = 50
 STORY_FIELDS = "id,media_type,media_product_type,media_url,thumbnail_url,permalink,timestamp,caption"
 # What business discovery gives of another account: no thumbnail_url, no username on media.
 DISCOVERY_PROFILE_FIELDS = PROFILE_FIELDS
@@ -67,6 +72,11 @@ EXPIRED_CURSOR_SUBCODES = frozenset({2018116})
 DEFAULT_IN_FLIGHT = 32  # requests a task keeps in flight: profiles, and comment threads within them
 
 
+def _page_size(options: dict[str, Any], name: str, largest: int) -> int:
+    """A page size extra, within what the endpoint serves; the largest page when it is not set."""
+    return max(1, min(largest, int(options.get(name) or largest)))
+
+
 def is_public_account(entity_id: str) -> bool:
     """Whether a tracked Instagram entry names a public account (``@username``), read through discovery."""
     return bool(PUBLIC_ACCOUNT.fullmatch(entity_id))
@@ -80,8 +90,12 @@ class InstagramClient(JsonApiClient):
 
     def __init__(self, credentials: ApiCredentials, transport: httpx.BaseTransport | None = None) -> None:
         options = credentials.options
-        self.page_size = int(options.get("page_size", 25))
-        self.comments_page_size = int(options.get("comments_page_size", 50))
+        self.page_size = _page_size(options, "page_size", MAX_MEDIA_PAGE)
+        self.comments_page_size = _page_size(options, "comments_page_size", MAX_COMMENTS_PAGE)
+        # A comment's first replies come inline with it, as many as a /replies page holds: most threads
+        # then need no request of their own.
+        inline = _page_size(options, "inline_replies", REPLIES_PAGE)
+        self.comment_fields = f"{COMMENT_BASE_FIELDS},replies.limit({inline}){{{REPLY_FIELDS}}}"
         # The app user's own IG account: business discovery is asked on it.
         self.ig_user_id = str(options["ig_user_id"]) if options.get("ig_user_id") not in (None, "") else None
         self.last_usage: dict[str, Any] = {}
@@ -138,7 +152,7 @@ class InstagramClient(JsonApiClient):
         did not all come inline: one raw page holding every answer verbatim, so that the page and the
         cursor after it still land together. Graph's walks are always complete (``history`` is not used)."""
         path = f"{path_segment(post_id)}/comments"
-        base = {"fields": COMMENT_FIELDS, "limit": self.comments_page_size}
+        base = {"fields": self.comment_fields, "limit": self.comments_page_size}
         for page in self._pages("comments", post_id, path, base, cursor):
             replies: dict[str, list[dict[str, Any]]] = {}
             calls = [page.request]
