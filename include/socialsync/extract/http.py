@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import queue
 import ssl
 import threading
 from collections.abc import Callable
@@ -29,15 +30,29 @@ def shared_ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
+class _Helper:
+    """A worker's own daemon thread that runs its exchanges one after another: a thread made once per
+    worker, not once per request. It ends when told (``None``), after the exchange it is in."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._run, name="http-deadline", daemon=True).start()
+
+    def _run(self) -> None:
+        while (job := self.jobs.get()) is not None:
+            job()
+
+
 class DeadlineClient:
     """``httpx.Client``s whose every request must be answered whole within ``deadline_s``.
 
     httpx bounds each read, not the exchange: an answer trickling a byte at a time under the read
-    timeout would hold a task for ever. Each request runs on a short-lived helper thread; when the
-    deadline passes, the calling worker's own client is closed under it (its read fails at the next
-    byte or read timeout, on a thread nobody waits for) and the worker gets a fresh one. Each worker
-    thread has its own client, so one stuck answer never aborts another worker's requests.
-    Redirects are never followed: they would carry the credentials to wherever the upstream points.
+    timeout would hold a task for ever. Each worker's requests run on a helper thread of its own;
+    when the deadline passes, the worker's client is closed under it (its read fails at the next
+    byte or read timeout, on a thread nobody waits for, which then ends) and the worker gets a fresh
+    client and helper. Each worker thread has its own client, so one stuck answer never aborts
+    another worker's requests. Redirects are never followed: they would carry the credentials to
+    wherever the upstream points.
     """
 
     def __init__(self, make_client: Callable[[], httpx.Client], deadline_s: float) -> None:
@@ -46,12 +61,31 @@ class DeadlineClient:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._clients: set[httpx.Client] = set()
+        self._helpers: set[_Helper] = set()
 
     def close(self) -> None:
         with self._lock:
             clients, self._clients = self._clients, set()
+            helpers, self._helpers = self._helpers, set()
+        for helper in helpers:
+            helper.jobs.put(None)
         for http in clients:
             http.close()
+
+    def _helper(self) -> _Helper:
+        helper: _Helper | None = getattr(self._local, "helper", None)
+        if helper is None:
+            helper = self._local.helper = _Helper()
+            with self._lock:
+                self._helpers.add(helper)
+        return helper
+
+    def _drop_helper(self, helper: _Helper) -> None:
+        """The helper is stuck in an exchange past its deadline: it ends once that read fails."""
+        self._local.helper = None
+        with self._lock:
+            self._helpers.discard(helper)
+        helper.jobs.put(None)
 
     def _client(self) -> httpx.Client:
         http: httpx.Client | None = getattr(self._local, "http", None)
@@ -87,9 +121,11 @@ class DeadlineClient:
             finally:
                 done.set()
 
-        threading.Thread(target=exchange, name="http-deadline", daemon=True).start()
+        helper = self._helper()
+        helper.jobs.put(exchange)
         if not done.wait(self.deadline_s):
             self._discard(http)
+            self._drop_helper(helper)
             raise TransientError(f"{method} {path}: no complete answer within {self.deadline_s:.0f}s", retryable=True)
         error = outcome.get("error")
         if isinstance(error, httpx.TimeoutException):
