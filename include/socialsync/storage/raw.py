@@ -11,13 +11,17 @@ from socialsync.networks.base import FetchedPage, RawPage
 from socialsync.storage.schema import quarantine, raw_pages
 from socialsync.storage.upserts import inserted_id
 
+# One statement object for every page: SQLAlchemy builds, keys and compiles it once, not per page.
+_INSERT_PAGE = insert(raw_pages)
+
 
 def write_raw_page(conn: Connection, network: str, job_id: int, page: FetchedPage, now: datetime) -> int:
-    return inserted_id(conn.execute(insert(raw_pages).values(
-        network=network, job_id=job_id, kind=page.kind, parent_id=page.parent_id, request=page.request,
-        cursor=page.cursor, next_cursor=page.next_cursor, status_code=page.status_code,
-        item_count=page.item_count, units=page.units, payload=page.payload, fetched_at=now,
-    )))
+    return inserted_id(conn.execute(_INSERT_PAGE, {
+        "network": network, "job_id": job_id, "kind": page.kind, "parent_id": page.parent_id,
+        "request": page.request, "cursor": page.cursor, "next_cursor": page.next_cursor,
+        "status_code": page.status_code, "item_count": page.item_count, "units": page.units,
+        "payload": page.payload, "fetched_at": now,
+    }))
 
 
 def raw_page_ids(conn: Connection, job_ids: Sequence[int], kinds: Sequence[str] | None = None) -> list[int]:
