@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, insert, or_, select, update
+from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
 
 from socialsync.networks.base import ProfileList
 from socialsync.storage.raw import rejects_per_job
@@ -152,14 +152,31 @@ def page_landed(conn: Connection, task_id: int, *, first: bool, last: bool, sync
     """A sub-sync's bookkeeping, in the transaction of the page it is about: the first page of an
     attempt marks it running and counts the attempt, the last one (nothing after it) succeeded, or
     ``partial`` with the reason when the API serves no more of a longer list (``capped``)."""
-    values: dict[str, Any] = {}
-    if first:
-        values.update(status="running", attempts=sync_tasks.c.attempts + 1)
+    if not first and not last:
+        return
+    params: dict[str, Any] = {"p_task_id": task_id, "p_status": "running"}
     if last:
-        values.update(status="partial" if capped else "succeeded", last_error=capped, last_synced_at=synced_at,
-                      seen=seen)
-    if values:
-        conn.execute(update(sync_tasks).where(sync_tasks.c.id == task_id).values(**values))
+        params.update(p_status="partial" if capped else "succeeded", p_last_error=capped,
+                      p_last_synced_at=synced_at, p_seen=seen)
+    conn.execute(_PAGE_LANDED[(first, last)], params)
+
+
+def _page_landed_statement(first: bool, last: bool) -> Any:
+    # Parameter names of their own: SQLAlchemy keeps a column's own name for its SET clause.
+    t = sync_tasks.c
+    values: dict[str, Any] = {"status": bindparam("p_status", type_=t.status.type)}
+    if first:
+        values["attempts"] = t.attempts + 1
+    if last:
+        values.update(last_error=bindparam("p_last_error", type_=t.last_error.type),
+                      last_synced_at=bindparam("p_last_synced_at", type_=t.last_synced_at.type),
+                      seen=bindparam("p_seen", type_=t.seen.type))
+    return update(sync_tasks).where(t.id == bindparam("p_task_id", type_=t.id.type)).values(values)
+
+
+# Built once (a statement object per shape): every page's bookkeeping reuses one, keyed and compiled once.
+_PAGE_LANDED = {(first, last): _page_landed_statement(first, last)
+                for first, last in ((True, False), (False, True), (True, True))}
 
 
 def finish_task(conn: Connection, task_id: int, status: str, synced_at: datetime | None,
