@@ -92,7 +92,8 @@ def test_a_quiet_day_costs_a_video_query_per_100_profiles_and_a_user_info_each(
 def test_a_token_that_expires_mid_run_is_renewed_and_never_kept(caplog: pytest.LogCaptureFixture,
                                                                  sqlite_warehouse: Engine) -> None:
     caplog.set_level(logging.DEBUG)
-    with SandboxServer(SandboxConfig(spec=SMALL, tiktok_token_ttl_s=1)) as sandbox:
+    # 50 ms an answer, two in flight: the run outlasts the 1 s token however fast the sync gets.
+    with SandboxServer(SandboxConfig(spec=SMALL, tiktok_token_ttl_s=1, latency_ms=50)) as sandbox:
         data: TikTokDataset = sandbox.app.state.tiktok.data
         ids = [data.user(p).username for p in range(data.dataset.spec.profiles)]
         client = _client(sandbox, max_in_flight=2)

@@ -86,7 +86,8 @@ class DailyAllowance:
     that counts those, every request is refused with ``QuotaExhaustedError``: jobs end ``partial``.
     """
 
-    CHUNK = 10.0
+    CHUNK = 10.0  # the first reservation; later ones grow with what the task has taken (a quarter of it)
+    MAX_CHUNK = 100.0  # and never past this, nor past a twentieth of the day: a busy task holds little spare
 
     def __init__(self, engine: Engine, network: NetworkSpec, units: float | None = None,
                  records_seen: Callable[[], float] = lambda: 0.0,
@@ -127,7 +128,7 @@ class DailyAllowance:
                 self._records_before = records
             if self._records_limit is not None and self._records_before + self._records_seen() >= self._records_limit:
                 return False
-            grant = min(self.CHUNK, self._limit - units)
+            grant = min(max(self.CHUNK, min(self.taken / 4, self.MAX_CHUNK, self._limit / 20)), self._limit - units)
             if grant < 1:
                 return False
             record_spent(conn, self._network, self._quota, moment, grant)
