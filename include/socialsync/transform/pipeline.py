@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -31,7 +31,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
-from socialsync.networks.base import NetworkSpec, ProfileList
+from socialsync.networks.base import Covers, NetworkSpec, ProfileList
 from socialsync.storage.jobs import advance_watermark, begin_task, finish_task
 from socialsync.storage.planning import profile_ids, record_identity
 from socialsync.storage.raw import read_raw_pages
@@ -138,7 +138,6 @@ class NormalizeBehind:
         self.engine, self.network, self.now = engine, network, now
         self.enabled = engine.dialect.name != "sqlite"
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="normalize") if self.enabled else None
-        self._futures: list[Future[None]] = []
 
     def __enter__(self) -> NormalizeBehind:
         return self
@@ -149,7 +148,7 @@ class NormalizeBehind:
 
     def submit(self, job_id: int) -> None:
         if self._pool is not None:
-            self._futures.append(self._pool.submit(self._normalize, job_id))
+            self._pool.submit(self._normalize, job_id)
 
     def _normalize(self, job_id: int) -> None:
         try:
@@ -198,7 +197,7 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
         moment = as_of(cursor, job.started_at)
         bounds = _Bounds.of(cursor)
         identity: tuple[str, str] | None = None  # what the job's profile page called the entity
-        flags = {d.kind for d in network.lists if d.covers is not None and d.covers.flag is not None}
+        flags = {declared.kind for declared, _, covers in _covering(network) if covers.flag is not None}
         through = 0  # the job's last raw page this normalize read
         for chunk in _raw_page_chunks(conn, job_id):
             through = chunk[-1]
@@ -305,10 +304,10 @@ def _mark_comments_deleted(conn: Connection, network: str, job_id: int, seen: Ta
 COVERED = {"follows": follows, "likes": likes, "posts": posts}  # what a declared list may cover (``Covers.table``)
 
 
-def _covering(network: NetworkSpec) -> Iterator[tuple[ProfileList, Table, str]]:
+def _covering(network: NetworkSpec) -> Iterator[tuple[ProfileList, Table, Covers]]:
     for declared in network.lists:
         if declared.covers is not None:
-            yield declared, COVERED[declared.covers.table], declared.covers.column
+            yield declared, COVERED[declared.covers.table], declared.covers
 
 
 def _new_entries(conn: Connection, stage: StagedUpserts, network: NetworkSpec, profile_id: str,
@@ -316,9 +315,10 @@ def _new_entries(conn: Connection, stage: StagedUpserts, network: NetworkSpec, p
     """Before the merge, per covering list: how many entries the job listed that the table does not hold
     live (``None`` when it holds none of the list yet: a first walk finds it whole, nothing is new)."""
     out: dict[str, int | None] = {}
-    for declared, table, column in _covering(network):
-        if declared.covers is None or declared.covers.flag is not None or not stage.holds(table):
+    for declared, table, covers in _covering(network):
+        if covers.flag is not None or not stage.holds(table):
             continue  # a flag's list (pinned posts) is no table of entries to count new ones of
+        column = covers.column
         seen = stage.staged(table)
         key = [c.name for c in table.primary_key.columns]
         held = exists().where(*(table.c[k] == seen.c[k] for k in key), table.c.removed_at.is_(None))
@@ -340,46 +340,45 @@ def _prove_list_removals(conn: Connection, stage: StagedUpserts, network: Networ
     t = sync_tasks.c
     walked = dict(conn.execute(select(t.kind, t.seen).where(
         t.job_id == job_id, t.status == "succeeded", t.kind.in_([d.kind for d, _, _ in _covering(network)]))).all())
-    for declared, table, column in _covering(network):
+    for declared, table, covers in _covering(network):
         if declared.kind not in walked:
             continue
         daily: dict[str, float] = {}
-        complete = bool((walked[declared.kind] or {}).get("complete"))
-        flag = declared.covers.flag if declared.covers is not None else None
-        if flag is not None:
-            if complete and not bounded:  # the profile's rows not listed with the flag set are off the list
-                _flag_off(conn, stage, network.name, table, column, flag, profile_id, moment)
-                upsert(conn, sync_state, [complete_walk(network.name, declared.kind, profile_id, moment)],
-                       newer="synced_at")
-            continue
+        complete = bool((walked[declared.kind] or {}).get("complete")) and not (covers.flag is not None and bounded)
         if complete:
-            key = [c.name for c in table.primary_key.columns]
-            seen = stage.staged(table)
-            staged = exists().where(*(seen.c[k] == table.c[k] for k in key))
-            daily["lost"] = int(conn.execute(update(table).where(
-                table.c.network == network.name, table.c[column] == profile_id, table.c.removed_at.is_(None),
-                table.c.synced_at <= moment, ~staged).values(removed_at=moment, synced_at=moment)).rowcount)
-            report.removed_follows += int(daily["lost"])
+            if covers.flag is not None:  # the profile's rows not listed with the flag set are off the list
+                _flag_off(conn, stage, network.name, table, covers, profile_id, moment)
+            else:
+                key = [c.name for c in table.primary_key.columns]
+                seen = stage.staged(table)
+                staged = exists().where(*(seen.c[k] == table.c[k] for k in key))
+                daily["lost"] = int(conn.execute(update(table).where(
+                    table.c.network == network.name, table.c[covers.column] == profile_id,
+                    table.c.removed_at.is_(None), table.c.synced_at <= moment, ~staged)
+                    .values(removed_at=moment, synced_at=moment)).rowcount)
+                report.removed_follows += int(daily["lost"])
             # When the list was last walked to its end: a newest-first one's daily walks stop early until the next.
             upsert(conn, sync_state, [complete_walk(network.name, declared.kind, profile_id, moment)],
                    newer="synced_at")
         new = fresh.get(declared.kind)
         if new is None:
-            continue  # the first walk of a list finds it whole: nothing is new or lost yet
+            continue  # the first walk of a list finds it whole (or it is a flag's): nothing new or lost to count
         daily["new"] = new
         upsert(conn, metrics, [{"network": network.name, "entity_kind": "profile", "entity_id": profile_id,
                                 "metric": f"{declared.kind}_{name}", "captured_on": captured_on(moment),
                                 "value": float(value), "synced_at": moment} for name, value in daily.items()])
 
 
-def _flag_off(conn: Connection, stage: StagedUpserts, network: str, table: Table, column: str, flag: str,
+def _flag_off(conn: Connection, stage: StagedUpserts, network: str, table: Table, covers: Covers,
               profile_id: str, moment: datetime) -> None:
     """After a complete walk of a flag's list: every row of the profile not staged with the flag set by
     this job gets it False, in one statement; a row a newer job loaded is left to that job."""
+    assert covers.flag is not None
+    flag = covers.flag
     key = [c.name for c in table.primary_key.columns]
     seen = stage.staged(table)
     listed = exists().where(*(seen.c[k] == table.c[k] for k in key), seen.c[flag].is_(True))
-    conn.execute(update(table).where(table.c.network == network, table.c[column] == profile_id,
+    conn.execute(update(table).where(table.c.network == network, table.c[covers.column] == profile_id,
                                      table.c[flag].is_not(False), table.c.synced_at <= moment, ~listed)
                  .values({flag: False}))
 

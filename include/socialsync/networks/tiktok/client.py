@@ -284,12 +284,8 @@ class TikTokClient(JsonApiClient):
         if kind in UNPAGED_LISTS:
             whole = {"username": entity_id}
             status, answer = self._post(path, params, whole)
-            data = answer.get("data")
-            if not isinstance(data, dict) or not isinstance(data.get(field), list):
-                raise PageAnomaly(f"POST {path} of {entity_id}: no `{field}` list")
-            self._count_records(len(data[field]))
-            yield FetchedPage(kind, entity_id, _request(path, params, whole), status, answer, None, None,
-                              len(data[field]))
+            items = self._listed(answer, field, f"POST {path} of {entity_id}")[1]
+            yield FetchedPage(kind, entity_id, _request(path, params, whole), status, answer, None, None, len(items))
             return
         before: int | None = int(cursor) if cursor else None
         while True:
@@ -297,11 +293,7 @@ class TikTokClient(JsonApiClient):
             if before is not None:
                 body["cursor"] = before
             status, answer = self._post(path, params, body)
-            data = answer.get("data")
-            if not isinstance(data, dict) or not isinstance(data.get(field), list):
-                raise PageAnomaly(f"POST {path} of {entity_id} cursor={before or '-'}: no `{field}` list")
-            items = data[field]
-            self._count_records(len(items))
+            data, items = self._listed(answer, field, f"POST {path} of {entity_id} cursor={before or '-'}")
             has_more, moved = data.get("has_more"), data.get("cursor")
             after = moved if isinstance(moved, int) and not isinstance(moved, bool) else None
             # Newest first: the next page starts at an older time than this one did.
@@ -316,6 +308,14 @@ class TikTokClient(JsonApiClient):
             if not has_more:
                 return
             before = after
+
+    def _listed(self, answer: dict[str, Any], field: str, what: str) -> tuple[dict[str, Any], list[Any]]:
+        """A list answer's ``data`` and its ``field`` list (counted against the day's records), or an anomaly."""
+        data = answer.get("data")
+        if not isinstance(data, dict) or not isinstance(data.get(field), list):
+            raise PageAnomaly(f"{what}: no `{field}` list")
+        self._count_records(len(data[field]))
+        return data, data[field]
 
     # --- calls ----------------------------------------------------------------------------------
     def _post(self, path: str, params: dict[str, Any], body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
