@@ -271,22 +271,22 @@ def _merge_statement(load: _Stage, newer: str | None, postgres: bool) -> Insert:
     updates = {c: stmt.excluded[c] for c in columns if c not in load.key}
     if not updates:
         return stmt.on_conflict_do_nothing(index_elements=load.key)
+    # A NULL in a column that is ``kept_when_null`` (a page that does not say) keeps what is held.
+    kept = set(table.info.get("kept_when_null", ()))
+    chosen = {c: func.coalesce(value, table.c[c]) if c in kept else value for c, value in updates.items()}
     earliest = [c for c in table.info.get("earliest", ()) if c in updates]
-    kept = {c for c in table.info.get("kept_when_null", ()) if c in updates}
-    if not earliest and not kept:
+    if not earliest:
         where = table.c[newer] <= stmt.excluded[newer] if newer else None
-        return stmt.on_conflict_do_update(index_elements=load.key, set_=updates, where=where)
+        return stmt.on_conflict_do_update(index_elements=load.key, set_=chosen, where=where)
     # A table that keeps when a row was first seen: that column takes the earlier of the two whatever
-    # the order jobs are replayed in; the others follow the ``newer`` rule, a NULL in a column that
-    # is ``kept_when_null`` (a page that does not say) keeping what is held.
+    # the order jobs are replayed in; the others follow the ``newer`` rule.
     fresh = table.c[newer] <= stmt.excluded[newer] if newer else true()
     set_: dict[str, Any] = {}
     for c, value in updates.items():
         if c in earliest:
             set_[c] = case((table.c[c] <= value, table.c[c]), else_=value)
         else:
-            chosen = func.coalesce(value, table.c[c]) if c in kept else value
-            set_[c] = case((fresh, chosen), else_=table.c[c])
+            set_[c] = case((fresh, chosen[c]), else_=table.c[c])
     return stmt.on_conflict_do_update(index_elements=load.key, set_=set_)
 
 
