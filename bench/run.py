@@ -36,7 +36,7 @@ from socialsync.storage.engine import warehouse_engine
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 TOKEN = "sandbox-token"  # the sandbox's own token, not a secret
-SECTIONS = ("e2e", "extract", "load", "plan", "memory")
+SECTIONS = ("e2e", "extract", "load", "plan", "memory", "quiet")
 ABOUT = """\
 Every Graph API answer comes from the sandbox running as its own process (so its CPU is not the
 bench's), every warehouse is a fresh database on one PostgreSQL server the bench starts (or
@@ -51,8 +51,11 @@ bench's), every warehouse is a fresh database on one PostgreSQL server the bench
   plan     seconds of plan with 10,000 / 100,000 / 1,000,000 tracked profiles (bench/plan_scale.py)
   memory   peak RSS of the extract and of the normalize of one profile, each in its own process,
            at 1,000 and at 20,000 posts
+  quiet    a quiet second day of 10,000 profiles (SOCIALSYNC_BENCH_QUIET_PROFILES) at 150 ms through a
+           real api-server, scheduler, dag-processor and triggerer with the LocalExecutor (bench/quiet_day.py)
 
---quick leaves out plan at 1,000,000 profiles (the longest part; `make bench BENCH_ARGS=--quick`);
+--quick leaves out plan at 1,000,000 profiles and the quiet day of 10,000 profiles through a real
+scheduler (the longest parts; `make bench BENCH_ARGS=--quick`);
 --only picks sections. The table goes to stdout, progress to stderr.
 """
 
@@ -610,6 +613,46 @@ def memory_child(config: dict[str, Any]) -> dict[str, Any]:
     return {"phase": phase, "peak_mb": peak, "base_mb": base, "seconds": time.perf_counter() - started}
 
 
+# --- a quiet day at scale, through a real scheduler (issue 18 item 4) ------------------------------------
+
+QUIET_PROFILES = int(os.environ.get("SOCIALSYNC_BENCH_QUIET_PROFILES", "10000"))
+QUIET_LATENCY_MS = 150
+PROJECTED_PROFILES, PROJECTED_SLOTS = 1_000_000, 8
+
+
+def bench_quiet(bench: Bench) -> None:
+    from quiet_day import measure_quiet_day
+
+    n = QUIET_PROFILES
+    if bench.args.quick:
+        bench.add(Row("quiet", f"quiet second day, {n:,} profiles through a real scheduler", "skipped (--quick)",
+                      target="≥ 50 profiles/s on 2 cores"))
+        return
+    r = measure_quiet_day(bench.postgres, n, QUIET_LATENCY_MS)
+    where = f"{n:,} profiles, {QUIET_LATENCY_MS} ms, LocalExecutor, {r['slots']} slots"
+    print(f"  quiet: {json.dumps(r, default=str)}", file=sys.stderr, flush=True)
+    rate = r["profiles_per_s"]
+    bench.add(Row("quiet", f"quiet second day, {where} (day 1 in-process {r['day1_s']:.0f} s, Airflow start "
+                  f"{r['startup_s']:.0f} s, run {r['state']})",
+                  f"{r['wall_s']:.0f} s wall, {rate:.1f} profiles/s, {r['task_instances']} task instances",
+                  "", "", "≥ 50 profiles/s on 2 cores", verdict(rate >= 50 and r["state"] == "success")))
+    bench.add(Row("quiet", f"quiet day requests, {where}",
+                  f"{r['requests']:,} req, {r['requests'] / n:.2f} req/profile"))
+    bench.add(Row("quiet", "quiet day: run start to first extract task",
+                  f"{r['first_extract_s']:.1f} s" if r["first_extract_s"] is not None else "no extract ran"))
+    bench.add(Row("quiet", "quiet day: peak RSS per component (process session)",
+                  ", ".join(f"{k} {v:,.0f} MB" for k, v in r["peaks_mb"].items())))
+    # Slot-seconds every task instance held, per profile, spread over 8 slots kept busy; and at the slot use
+    # this run reached (busy slot-seconds / wall / slots).
+    per_profile = r["all_slot_s_per_profile"]
+    use = r["parallelism"] / r["slots"] if r["slots"] else 1.0
+    full = PROJECTED_PROFILES * per_profile / PROJECTED_SLOTS / 3600
+    tasks = ", ".join(f"{k} {v['n']} x {v['mean_s']:.1f} s" for k, v in r["tasks"].items())
+    bench.add(Row("quiet", f"projection to {PROJECTED_PROFILES:,} profiles on {PROJECTED_SLOTS} worker slots",
+                  f"{full:.1f} h = {PROJECTED_PROFILES:,} x {per_profile:.3f} slot-s/profile / {PROJECTED_SLOTS} "
+                  f"slots busy; {full / max(use, 1e-6):.1f} h at this run's slot use ({use:.0%}); tasks: {tasks}"))
+
+
 # --- children ----------------------------------------------------------------------------------------
 
 def child(payload: dict[str, Any]) -> None:
@@ -632,7 +675,8 @@ def child(payload: dict[str, Any]) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").strip(), epilog=ABOUT,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="leave out plan at 1,000,000 tracked profiles")
+    parser.add_argument("--quick", action="store_true",
+                        help="leave out plan at 1,000,000 tracked profiles and the quiet day")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, default=list(SECTIONS), help="sections to run")
     parser.add_argument("--postgres-url", help="a server the bench may create databases on "
                         "(default: a throwaway one, as the test suite starts)")
@@ -658,7 +702,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{' (quick)' if args.quick else ''}", file=sys.stderr, flush=True)
         steps: dict[str, Callable[[Bench], None]] = {"e2e": bench_e2e, "extract": bench_extract,
                                                      "load": bench_load, "plan": bench_plan,
-                                                     "memory": bench_memory}
+                                                     "memory": bench_memory, "quiet": bench_quiet}
         for section in args.only:
             try:
                 steps[section](bench)

@@ -1,0 +1,239 @@
+"""Issue 18 item 4: a quiet day at scale, through a real scheduler (``bench/run.py --only quiet``).
+
+Day 1 (setup, not measured): ``profiles`` tracked profiles synced in-process (``socialsync.local.inline``,
+the DAG's own extract / normalize / bookkeeping code) at 0 ms latency, so the warehouse holds what a
+first sync leaves, watermarks included. Day 2 (measured): the same sandbox epoch (nothing changed) at
+150 ms latency, ``instagram_sync``'s scheduled run (made when the DAG is unpaused) on a real api-server,
+scheduler, dag-processor and triggerer with the LocalExecutor on a PostgreSQL metadata database, sized
+for this machine (``settings.sized_env``). Reported: the run's wall time (start_date to end_date), the
+requests the sandbox saw (and per profile), profiles/s, the task instances and their mean time, the time
+from the run's start to its first extract task, each component's peak RSS (its whole process session,
+sampled every 0.5 s) and a projection to 1,000,000 profiles on 8 worker slots.
+
+Day 1 does not enrich, so day 2's run also submits and waits for the ML and vision jobs of day 1's posts:
+that is more than a quiet day that follows an enriched one (the measured time is an upper bound).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from sqlalchemy import make_url
+
+DAG = "instagram_sync"
+ROOT = Path(__file__).resolve().parents[1]
+DAY1_CHUNK = 1_000  # profiles per in-process day-1 batch (bounded memory)
+
+
+def _proc_sessions() -> dict[int, list[int]]:
+    """session id -> pids, from /proc (every component is started in a session of its own)."""
+    out: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                rest = stat.read().rsplit(")", 1)[1].split()
+            out.setdefault(int(rest[3]), []).append(int(entry))  # field 6: session
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+@dataclass
+class MemorySampler:
+    """Peak summed RSS of each named process session, sampled every ``interval`` seconds."""
+
+    sessions: dict[str, int]
+    interval: float = 0.5
+    peaks_mb: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            by_session = _proc_sessions()
+            for name, sid in self.sessions.items():
+                total = sum(_rss_kb(pid) for pid in by_session.get(sid, [])) / 1024
+                self.peaks_mb[name] = max(self.peaks_mb.get(name, 0.0), total)
+            self._stop.wait(self.interval)
+
+    @contextmanager
+    def running(self) -> Iterator[MemorySampler]:
+        thread = threading.Thread(target=self._run, daemon=True)
+        thread.start()
+        try:
+            yield self
+        finally:
+            self._stop.set()
+            thread.join(timeout=5)
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+def _psycopg_url(url: str) -> str:
+    """The metadata database's SQLAlchemy URL with the driver the repo installs (psycopg2)."""
+    return make_url(url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+
+
+def day_one(warehouse_url: str, sandbox: Any, ids: list[str]) -> float:
+    """Tracks ``ids`` and runs their first full sync in-process; seconds."""
+    from run import client_for  # type: ignore[import-not-found]
+
+    from socialsync.local import inline
+    from socialsync.networks import get_network
+    from socialsync.sandbox.dataset import REFERENCE_NOW
+    from socialsync.storage.engine import warehouse_engine
+    from socialsync.storage.planning import track_entities
+
+    engine = warehouse_engine(warehouse_url)
+    with engine.begin() as conn:
+        track_entities(conn, "instagram", ids, datetime.now(UTC))
+    from tests.sandbox_connections import APP_USER
+
+    client = client_for(sandbox, ig_user_id=APP_USER)  # largest pages by default
+    started = time.perf_counter()
+    try:
+        for n, start in enumerate(range(0, len(ids), DAY1_CHUNK)):
+            inline.sync(engine, get_network("instagram"), client, ids[start:start + DAY1_CHUNK],
+                        f"bench-quiet-day1-{n}", REFERENCE_NOW + timedelta(days=1))
+    finally:
+        client.close()
+        engine.dispose()
+    return time.perf_counter() - started
+
+
+def _all_tis(api: httpx.Client, run_id: str) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    offset = 0
+    while True:
+        page = api.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances",
+                       params={"limit": 100, "offset": offset}).json()
+        out += page["task_instances"]
+        offset += 100
+        if offset >= page["total_entries"]:
+            return out
+
+
+def measure_quiet_day(postgres: str, profiles: int = 10_000, latency_ms: float = 150.0,
+                      workdir: Path | None = None, timeout_s: float = 1800) -> dict[str, Any]:
+    """Day 1 in-process, day 2 through the real stack; the figures of day 2."""
+    import tempfile
+
+    from run import fresh_database, sandbox_process  # type: ignore[import-not-found]
+
+    from socialsync.local.airflow import api_env, local_airflow, prepare_metadata
+    from socialsync.local.settings import airflow_env, load_settings, pools, sized_env, this_machine
+    from socialsync.sandbox.dataset import Dataset, DatasetSpec
+    from socialsync.sandbox.instagram_dataset import InstagramDataset
+    from tests.e2e.stack import free_port
+    from tests.sandbox_connections import sandbox_connections
+
+    # Small profiles: ~3 posts, ~1 comment each, so 10,000 of them take a first sync of minutes.
+    spec = DatasetSpec(profiles=profiles, posts_median=3, posts_max=20, comments_median=1, comments_max=5)
+    ids = InstagramDataset(Dataset(spec)).tracked_ids()
+    warehouse = fresh_database(postgres, "quiet_warehouse")
+    metadata = _psycopg_url(fresh_database(postgres, "quiet_airflow"))
+    work = workdir or Path(tempfile.mkdtemp(prefix="socialsync-bench-quiet-"))
+    result: dict[str, Any] = {"profiles": profiles, "spec": "posts_median 3, comments_median 1"}
+    with sandbox_process(spec, 0) as sandbox:
+        result["day1_s"] = day_one(warehouse, sandbox, ids)
+        result["day1_requests"] = sandbox.stats()["accepted"]
+    port = free_port()
+    sizing = sized_env(this_machine())
+    with sandbox_process(spec, latency_ms) as sandbox:
+        # The connection a deployment has: the client's largest pages (the helper's test default is 10).
+        conns = sandbox_connections(sandbox.url, warehouse, page_size=100)
+        env = api_env(airflow_env(work / "airflow", ROOT / "dags", conns), port)
+        env.update(sizing)
+        env.update({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
+                    "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+                    "AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS": "2",
+                    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "include"), os.environ.get("PYTHONPATH")]))})
+        prepare_metadata(env, pools(load_settings(ROOT / "airflow_settings.yaml")))
+        startup = time.perf_counter()
+        with local_airflow(env, port, work / "logs") as running:
+            sampler = MemorySampler({name: p.pid for name, p in running.items()})
+            with sampler.running():
+                base = f"http://127.0.0.1:{port}"
+                token = httpx.post(f"{base}/auth/token", json={"username": "admin", "password": "admin"},
+                                   timeout=30).json()["access_token"]
+                with httpx.Client(base_url=base, timeout=60, headers={"Authorization": f"Bearer {token}"}) as api:
+                    deadline = time.monotonic() + 240
+                    while api.get(f"/api/v2/dags/{DAG}").status_code != 200:
+                        if time.monotonic() > deadline:
+                            raise TimeoutError("instagram_sync was not parsed")
+                        time.sleep(1)
+                    result["startup_s"] = time.perf_counter() - startup
+                    before = sandbox.stats()["accepted"]
+                    # The scheduled daily run, as a deployment gets it: unpausing makes the latest interval's
+                    # run (catchup is off). A manual run beside it would share the slots with it.
+                    api.patch(f"/api/v2/dags/{DAG}", json={"is_paused": False}).raise_for_status()
+                    deadline = time.monotonic() + 120
+                    while not (runs := api.get(f"/api/v2/dags/{DAG}/dagRuns").json()["dag_runs"]):
+                        if time.monotonic() > deadline:
+                            raise TimeoutError("no scheduled run was made within 120 s of unpausing")
+                        time.sleep(1)
+                    run_id = runs[0]["dag_run_id"]
+                    deadline = time.monotonic() + timeout_s
+                    while True:
+                        state = api.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}").json()
+                        if state["state"] in ("success", "failed"):
+                            break
+                        if time.monotonic() > deadline:
+                            raise TimeoutError(f"run {run_id} not finished in {timeout_s:.0f} s")
+                        time.sleep(2)
+                    result["requests"] = sandbox.stats()["accepted"] - before
+                    tis = _all_tis(api, run_id)
+                    result["note"] = state.get("note")
+        result["peaks_mb"] = dict(sampler.peaks_mb)
+    result.update(_run_figures(state, tis, profiles, int(sizing.get("AIRFLOW__CORE__PARALLELISM", "32"))))
+    result["state"] = state["state"]
+    result["sizing"] = sizing
+    return result
+
+
+def _run_figures(run: dict[str, Any], tis: list[dict[str, Any]], profiles: int, slots: int) -> dict[str, Any]:
+    start, end = _time(run["start_date"]), _time(run["end_date"])
+    assert start and end
+    wall = (end - start).total_seconds()
+    spans: dict[str, list[float]] = {}
+    first_extract = None
+    busy = 0.0
+    for ti in tis:
+        s, e = _time(ti.get("start_date")), _time(ti.get("end_date"))
+        if not (s and e):
+            continue
+        name = ti["task_id"].rsplit(".", 1)[-1]
+        spans.setdefault(name, []).append((e - s).total_seconds())
+        busy += (e - s).total_seconds()
+        if name.startswith("extract") and (first_extract is None or s < first_extract):
+            first_extract = s
+    per_task = {k: {"n": len(v), "sum_s": sum(v), "mean_s": sum(v) / len(v)} for k, v in spans.items()}
+    work = sum(per_task.get(k, {}).get("sum_s", 0.0) for k in ("extract_posts", "extract_comments", "normalize"))
+    return {"wall_s": wall, "profiles_per_s": profiles / wall if wall else 0.0,
+            "first_extract_s": (first_extract - start).total_seconds() if first_extract else None,
+            "task_instances": len(tis), "tasks": per_task, "slot_s_per_profile": work / profiles,
+            "all_slot_s_per_profile": busy / profiles, "parallelism": busy / wall if wall else 0.0,
+            "slots": slots}
