@@ -141,13 +141,12 @@ def measure_quiet_day(postgres: str, profiles: int = 10_000, latency_ms: float =
     """Day 1 in-process, day 2 through the real stack; the figures of day 2."""
     import tempfile
 
-    from run import fresh_database, sandbox_process  # type: ignore[import-not-found]
+    from run import _free_port, fresh_database, sandbox_process  # type: ignore[import-not-found]
 
     from socialsync.local.airflow import api_env, local_airflow, prepare_metadata
     from socialsync.local.settings import airflow_env, load_settings, pools, sized_env, this_machine
     from socialsync.sandbox.dataset import Dataset, DatasetSpec
     from socialsync.sandbox.instagram_dataset import InstagramDataset
-    from tests.e2e.stack import free_port
     from tests.sandbox_connections import sandbox_connections
 
     # Small profiles: ~3 posts, ~1 comment each, so 10,000 of them take a first sync of minutes.
@@ -160,7 +159,7 @@ def measure_quiet_day(postgres: str, profiles: int = 10_000, latency_ms: float =
     with sandbox_process(spec, 0) as sandbox:
         result["day1_s"] = day_one(warehouse, sandbox, ids)
         result["day1_requests"] = sandbox.stats()["accepted"]
-    port = free_port()
+    port = _free_port()
     sizing = sized_env(this_machine())
     with sandbox_process(spec, latency_ms) as sandbox:
         # The connection a deployment has: the client's largest pages (the helper's test default is 10).
@@ -169,8 +168,7 @@ def measure_quiet_day(postgres: str, profiles: int = 10_000, latency_ms: float =
         env.update(sizing)
         env.update({"AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": metadata,
                     "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
-                    "AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS": "2",
-                    "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT / "include"), os.environ.get("PYTHONPATH")]))})
+                    "AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS": "2"})
         prepare_metadata(env, pools(load_settings(ROOT / "airflow_settings.yaml")))
         startup = time.perf_counter()
         with local_airflow(env, port, work / "logs") as running:
@@ -206,7 +204,6 @@ def measure_quiet_day(postgres: str, profiles: int = 10_000, latency_ms: float =
                         time.sleep(2)
                     result["requests"] = sandbox.stats()["accepted"] - before
                     tis = _all_tis(api, run_id)
-                    result["note"] = state.get("note")
         result["peaks_mb"] = dict(sampler.peaks_mb)
     result.update(_run_figures(state, tis, profiles, int(sizing.get("AIRFLOW__CORE__PARALLELISM", "32"))))
     result["state"] = state["state"]
