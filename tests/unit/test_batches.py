@@ -16,6 +16,17 @@ def test_batch_count_stays_bounded() -> None:
     assert planning.batch_count(10, 128, 3) == 4
 
 
+def test_automatic_batches_follow_the_slots_not_a_fixed_size() -> None:
+    auto = planning.auto_batch_count  # (entities, target, max_batches, min_batch_size, max_batch_size)
+    assert auto(0, 8, 128, 25, 2000) == 0
+    assert auto(30, 8, 128, 25, 2000) == 2  # a handful: batches of at least 25
+    assert auto(300, 8, 128, 25, 2000) == 8
+    assert auto(10_000, 8, 128, 25, 2000) == 8  # 1,250 a batch: 56 task instances, not 128 batches' 896
+    assert auto(100_000, 8, 128, 25, 2000) == 50  # no batch above 2,000 profiles
+    assert auto(1_000_000, 8, 128, 25, 2000) == 128  # nor more batches than the map can hold
+    assert auto(10, 0, 128, 25, 2000) == 1
+
+
 def test_open_jobs_deals_batches_and_replanning_links_the_previous_job(tmp_path) -> None:
     engine = warehouse_engine(f"sqlite:///{tmp_path / 'w.db'}")
     with engine.begin() as conn:

@@ -37,6 +37,7 @@ def test_the_env_a_two_core_machine_gets() -> None:
         "AIRFLOW__CORE__PARALLELISM": "4",
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": "4",
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": "1",
+        "AIRFLOW__SOCIALSYNC__TARGET_BATCHES": "8",
     }
     assert sized_env(Machine(cpus=16, memory_bytes=64 * GIB))["AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES"] == "2"
 

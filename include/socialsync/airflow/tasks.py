@@ -33,12 +33,17 @@ log = logging.getLogger(__name__)
 
 MAX_BATCHES = 128  # far below core.max_map_length (1024), whatever the number of profiles
 MIN_BATCH_SIZE = 25
+MAX_BATCH_SIZE = 2_000  # when the conf names no batch_size: a task's work stays well inside its timeout
 MAX_ENRICH_ITEMS = 10_000  # per batch and service; the rest waits for the next run
 ML_CONN_ID, VISION_CONN_ID = "ml_api", "vision_api"
 SUBMIT_TASK_ID = "submit_enrichment"
 BATCH_GROUP = "batch"  # the mapped task group every batch's chain runs in
 # [socialsync] options of the Airflow config (AIRFLOW__SOCIALSYNC__*): read at run time, not parse time.
 DEACTIVATE_AFTER_MISSES = conf.getint("socialsync", "deactivate_after_misses", fallback=3)
+# Batches a run is cut into when its conf names no batch_size: twice the task slots that run them. Each
+# batch is a chain of seven task instances, each a process start and a few API calls, so batches of
+# 25 profiles spend more on Airflow than on the sync. The local stacks set it from their slots.
+TARGET_BATCHES = conf.getint("socialsync", "target_batches", fallback=16)
 
 
 def _utc(value: Any) -> datetime:
@@ -116,7 +121,11 @@ def plan(network_name: str) -> list[int]:
             log.info("%s tracked profile(s) are due", len(entity_ids))
         if not replanned or request.entity_ids:  # a cleared run does again what it had admitted
             entity_ids = _within_quota(conn, network, entity_ids)
-        batches = planning.batch_count(len(entity_ids), MAX_BATCHES, request.batch_size or MIN_BATCH_SIZE)
+        if request.batch_size:
+            batches = planning.batch_count(len(entity_ids), MAX_BATCHES, request.batch_size)
+        else:
+            batches = planning.auto_batch_count(len(entity_ids), TARGET_BATCHES, MAX_BATCHES, MIN_BATCH_SIZE,
+                                                MAX_BATCH_SIZE)
         now = _now()
         owed = bookkeeping.owed_parts(requested & network.scopes, network.lists)
         cursor = {**_plan_cursor(request, run_time), "parts": owed}
@@ -420,8 +429,10 @@ def plan_rebuild(network_name: str) -> list[int]:
             raise AirflowException(str(exc)) from None  # retried: the sync will be done by then
         jobs = bookkeeping.normalized_jobs(conn, network_name)
         entities = len({entity for _, entity in jobs})
-        size = int(params.get("batch_size") or MIN_BATCH_SIZE)
-        batches = planning.batch_count(entities, MAX_BATCHES, size)
+        if params.get("batch_size"):
+            batches = planning.batch_count(entities, MAX_BATCHES, int(params["batch_size"]))
+        else:
+            batches = planning.auto_batch_count(entities, TARGET_BATCHES, MAX_BATCHES, MIN_BATCH_SIZE, MAX_BATCH_SIZE)
         cleared = clear_derived(conn, network_name)
         if batches:
             bookkeeping.assign_rebuild_batches(conn, network_name, run_id, jobs, batches)

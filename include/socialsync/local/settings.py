@@ -109,6 +109,9 @@ def sized_env(machine: Machine) -> dict[str, str]:
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(slots),
         # One DAG file: a second parser is only worth a CPU to spare.
         "AIRFLOW__DAG_PROCESSOR__PARSING_PROCESSES": str(max(1, min(2, machine.cpus // 2))),
+        # A run's batches (when its conf names no batch_size): twice the slots, so that each slot runs a
+        # couple of batches' chains, not dozens of small ones each paying seven task starts.
+        "AIRFLOW__SOCIALSYNC__TARGET_BATCHES": str(2 * slots),
     }
 
 

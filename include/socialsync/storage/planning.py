@@ -182,6 +182,18 @@ def batch_count(entities: int, max_batches: int, min_batch_size: int) -> int:
     return max(1, min(max_batches, math.ceil(entities / max(1, min_batch_size))))
 
 
+def auto_batch_count(entities: int, target: int, max_batches: int, min_batch_size: int,
+                     max_batch_size: int) -> int:
+    """Batches when the conf names no size: about ``target`` (the slots that run them, twice over), since
+    each batch pays a chain of task instances whatever its size; more only to keep a batch under
+    ``max_batch_size``, fewer only to keep one at ``min_batch_size`` or more; never above ``max_batches``.
+    """
+    if entities <= 0:
+        return 0
+    wanted = max(math.ceil(entities / max(1, max_batch_size)), max(1, target))
+    return max(1, min(max_batches, wanted, math.ceil(entities / max(1, min_batch_size))))
+
+
 def open_jobs(
     conn: Connection,
     network: str,

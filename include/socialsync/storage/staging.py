@@ -207,8 +207,13 @@ class StagedUpserts:
         self._pending = 0
 
     def _ready(self, stage: Table) -> None:
-        """Index a stage (and on PostgreSQL, analyze it) once its rows are in, before statements read it."""
-        if stage.name in self._ready_stages:
+        """Index a stage (and on PostgreSQL, analyze it) once its rows are in, before statements read it.
+
+        An empty stage (a pass that saw nothing of its table) is left as it is: there is nothing to look
+        up, and a quiet profile's normalize would otherwise pay an index and an ANALYZE per such table.
+        """
+        load = self._loads.get(stage.name.removeprefix("stage_"))
+        if stage.name in self._ready_stages or load is None or not load.staged:
             return
         for index in stage.indexes:
             self.conn.execute(CreateIndex(index, if_not_exists=True))

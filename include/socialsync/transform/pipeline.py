@@ -201,6 +201,8 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
         through = 0  # the job's last raw page this normalize read
         for chunk in _raw_page_chunks(conn, job_id):
             through = chunk[-1]
+            # Re-normalizing a page replaces its rejects rather than piling them up: one statement a chunk.
+            conn.execute(delete(quarantine).where(quarantine.c.raw_page_id.in_(chunk)))
             for page in read_raw_pages(conn, chunk):
                 normalized = network.normalize(page)
                 if page.kind == "profile" and page.parent_id == job.entity_id and normalized.profiles:
@@ -457,9 +459,7 @@ def _write(conn: Connection, stage: StagedUpserts, network: str, page_id: int, p
                                          for like in page.likes])
     report.metrics += stage.append(metrics, [
         {**base, **m.model_dump(), "captured_on": captured_on(moment)} for m in page.metrics])
-    # Re-normalizing a page replaces its rejects rather than piling them up.
-    conn.execute(delete(quarantine).where(quarantine.c.raw_page_id == page_id))
-    if page.rejects:
+    if page.rejects:  # what the page's earlier normalize quarantined is gone (``_normalize_job``)
         conn.execute(insert(quarantine), [
             {**base, "raw_page_id": page_id, "record_kind": r.record_kind, "record_id": r.record_id,
              "reason": r.reason[:4000], "record": r.record, "quarantined_at": moment}
