@@ -25,6 +25,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from statistics import fmean
 from typing import Any
 
 import httpx
@@ -178,6 +179,38 @@ def _all_tis(api: httpx.Client, run_id: str) -> list[dict[str, Any]]:
             return out
 
 
+def _upstream(api: httpx.Client) -> dict[str, list[str]]:
+    """Each task's direct upstream task ids, from the DAG's own task list."""
+    tasks = api.get(f"/api/v2/dags/{DAG}/tasks").json()["tasks"]
+    out: dict[str, list[str]] = {t["task_id"]: [] for t in tasks}
+    for t in tasks:
+        for down in t.get("downstream_task_ids") or []:
+            out.setdefault(down, []).append(t["task_id"])
+    return out
+
+
+def _gaps(tis: list[dict[str, Any]], upstream: dict[str, list[str]]) -> dict[str, float]:
+    """Where a task instance's time goes before it runs, averaged: from the end of the last of its upstream
+    task instances (the same map index of a mapped group, all of an unmapped upstream) to being queued (the
+    scheduler), and from queued to started (the executor starting its process)."""
+    ends: dict[str, dict[int, datetime]] = {}
+    for ti in tis:
+        if (e := _time(ti.get("end_date"))) is not None:
+            ends.setdefault(ti["task_id"], {})[int(ti.get("map_index", -1))] = e
+    to_queue: list[float] = []
+    to_start: list[float] = []
+    for ti in tis:
+        queued, started = _time(ti.get("queued_when")), _time(ti.get("start_date"))
+        index = int(ti.get("map_index", -1))
+        before = [e for up in upstream.get(ti["task_id"], []) for i, e in ends.get(up, {}).items()
+                  if index < 0 or i < 0 or i == index]
+        if queued and started and before:
+            to_queue.append((queued - max(before)).total_seconds())
+            to_start.append((started - queued).total_seconds())
+    return {"upstream_end_to_queued_s": fmean(to_queue) if to_queue else 0.0,
+            "queued_to_start_s": fmean(to_start) if to_start else 0.0, "counted": len(to_queue)}
+
+
 def measure_quiet_day(postgres: str, profiles: int = 10_000, latency_ms: float = 150.0,
                       workdir: Path | None = None, timeout_s: float = 1800) -> dict[str, Any]:
     """Day 1 in-process, day 2 through the real stack; the figures of day 2."""
@@ -246,8 +279,10 @@ def measure_quiet_day(postgres: str, profiles: int = 10_000, latency_ms: float =
                         time.sleep(2)
                     result["requests"] = sandbox.stats()["accepted"] - before
                     tis = _all_tis(api, run_id)
+                    upstream = _upstream(api)
         result["peaks_mb"] = dict(sampler.peaks_mb)
     result.update(_run_figures(state, tis, profiles, int(sizing.get("AIRFLOW__CORE__PARALLELISM", "32"))))
+    result["gaps"] = _gaps(tis, upstream)
     result["state"] = state["state"]
     result["sizing"] = sizing
     return result

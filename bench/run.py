@@ -640,6 +640,10 @@ def bench_quiet(bench: Bench) -> None:
                   f"{r['requests']:,} req, {r['requests'] / n:.2f} req/profile"))
     bench.add(Row("quiet", "quiet day: run start to first extract task",
                   f"{r['first_extract_s']:.1f} s" if r["first_extract_s"] is not None else "no extract ran"))
+    gaps = r["gaps"]
+    bench.add(Row("quiet", "quiet day: a task instance's wait, mean of each with an upstream",
+                  f"{gaps['upstream_end_to_queued_s']:.1f} s from its upstream's end to queued, "
+                  f"{gaps['queued_to_start_s']:.1f} s from queued to started ({gaps['counted']} task instances)"))
     bench.add(Row("quiet", "quiet day: peak RSS per component (process session)",
                   ", ".join(f"{k} {v:,.0f} MB" for k, v in r["peaks_mb"].items())))
     # Slot-seconds every task instance held, per profile, spread over 8 slots kept busy; and at the slot use

@@ -9,9 +9,10 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, Engine, delete, func, insert, select
+from sqlalchemy import Connection, Engine, delete, event, func, insert, select, text
 
 from socialsync.networks import get_network
+from socialsync.storage import staging
 from socialsync.storage.schema import (
     comments,
     metrics,
@@ -140,6 +141,40 @@ def test_sessions_one_after_another_on_one_connection_start_from_an_empty_stage(
             assert _stage_count(stage, conn) == 0
         stored = list(conn.scalars(select(comments.c.comment_id).order_by(comments.c.comment_id)))
     assert stored == ["k1", "k3"]
+
+
+def test_a_stage_outlives_its_transaction_and_a_small_one_costs_no_ddl(warehouse: Engine) -> None:
+    """The stage tables stay with the database session: a later job on the same connection writes no
+    catalog (no CREATE, no index, no ANALYZE) for a stage of a few rows, and a big stage's index
+    goes with its session, so the next COPY into the stage has no index to keep up."""
+    moment = datetime(2026, 4, 5, tzinfo=UTC)
+    statements: list[str] = []
+
+    def seen(conn: Any, cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(" ".join(statement.split()[:2]).upper())
+
+    with warehouse.connect() as conn:
+        with conn.begin(), StagedUpserts(conn, newer="synced_at") as stage:  # creates the stage
+            stage.append(comments, [_comment(f"big{i}", "x", moment) for i in range(staging.INDEXED_ROWS)])
+            stage.merge()
+        event.listen(conn, "before_cursor_execute", seen)
+        with conn.begin(), StagedUpserts(conn, newer="synced_at") as stage:
+            stage.append(comments, [_comment("small", "one", moment)])
+            stage.merge()
+            assert _stage_count(stage, conn) == 1
+        event.remove(conn, "before_cursor_execute", seen)
+        indexes = set(conn.scalars(text(
+            "SELECT indexname FROM pg_indexes WHERE tablename = 'stage_comments'"
+            if warehouse.dialect.name == "postgresql" else
+            "SELECT name FROM sqlite_temp_master WHERE type = 'index' AND tbl_name = 'stage_comments'")))
+        stored = conn.scalar(select(func.count()).select_from(comments))
+    assert stored == staging.INDEXED_ROWS + 1
+    ddl = [s for s in statements if s.split()[0] in ("CREATE", "DROP", "ANALYZE", "ALTER")]
+    if warehouse.dialect.name == "postgresql":
+        assert ddl == []
+        assert indexes == set()
+    else:  # SQLite keeps its stages' indexes with the connection: only the no-op "if not exists" is sent
+        assert all(s == "CREATE INDEX" for s in ddl), ddl
 
 
 # --- normalize: what complete passes prove gone, with bounded memory ----------------------------------

@@ -31,10 +31,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
-from sqlalchemy.schema import CreateIndex, CreateTable
+from sqlalchemy.schema import CreateIndex, CreateTable, DropIndex
 
 SEQ = "seq"  # the order rows were staged in: the last version of a key wins, as row-by-row upserts would
 BUFFER_ROWS = 1000  # rows a session holds in memory, all tables together, before they go to the server
+# A PostgreSQL stage of fewer rows is read as it is: a hash of a few hundred rows beats the index and
+# the ANALYZE a quiet profile's normalize paid for each of its tables.
+INDEXED_ROWS = 1000
 
 _metadata = MetaData()
 _lock = threading.Lock()  # task threads may stage the same table for the first time at once
@@ -43,8 +46,10 @@ _lock = threading.Lock()  # task threads may stage the same table for the first 
 def staging_table(table: Table) -> Table:
     """The temporary twin of ``table``: its columns, all nullable and unconstrained, plus ``seq``.
 
-    On PostgreSQL it is dropped at commit; on SQLite (no such clause) it stays with the connection
-    and a session empties it itself.
+    It stays with the database session: created by the first transaction that needs it, emptied by
+    every commit on PostgreSQL (``ON COMMIT DELETE ROWS``) and by the session itself on SQLite (no
+    such clause). A table dropped and created again for every job cost a quiet profile's normalize
+    a dozen catalog writes.
     """
     name = f"stage_{table.name}"
     with _lock:
@@ -54,10 +59,11 @@ def staging_table(table: Table) -> Table:
             raise ValueError(f"{table.name} has a column named {SEQ!r}, which staging needs for itself")
         stage = Table(name, _metadata, *(Column(c.name, c.type) for c in table.columns),
                       Column(SEQ, BigInteger, nullable=False),
-                      prefixes=["TEMPORARY"], postgresql_on_commit="DROP")
+                      prefixes=["TEMPORARY"], postgresql_on_commit="DELETE ROWS")
         # "Is this key staged?" (deletions, the last version of a key) must stay an index lookup: the
         # planner knows little of rows loaded in this transaction and picks nested loops. Built once
         # the rows are in (see ``StagedUpserts._ready``): cheaper than keeping it up during the load.
+        # On PostgreSQL only a stage of ``INDEXED_ROWS`` or more gets it, for its transaction alone.
         Index(f"ix_{name}_key", *(stage.c[c.name] for c in table.primary_key.columns))
         return stage
 
@@ -148,6 +154,8 @@ class StagedUpserts:
         self._loads: dict[str, _Stage] = {}
         self._pending = 0  # rows appended and not sent yet, all tables together
         self._ready_stages: set[str] = set()
+        self._indexed: list[Index] = []  # PostgreSQL indexes built for this session alone
+        self._existing: set[str] | None = None  # temporary tables the database session holds
 
     def __enter__(self) -> StagedUpserts:
         return self
@@ -159,6 +167,10 @@ class StagedUpserts:
         if kind is None and not self._postgres:
             for stage in self._stages.values():
                 self.conn.execute(delete(stage))
+        # A big stage's index goes with its session: kept, it would slow every later COPY into the stage.
+        if kind is None:
+            for index in self._indexed:
+                self.conn.execute(DropIndex(index, if_exists=True))
 
     def append(self, table: Table, rows: Iterable[Mapping[str, Any]]) -> int:
         """Stage ``rows`` for ``table``; returns how many distinct keys they hold (rows offered).
@@ -215,23 +227,37 @@ class StagedUpserts:
         load = self._loads.get(stage.name.removeprefix("stage_"))
         if stage.name in self._ready_stages or load is None or not load.staged:
             return
+        self._ready_stages.add(stage.name)
+        if self._postgres and load.staged < INDEXED_ROWS:
+            return
         for index in stage.indexes:
             self.conn.execute(CreateIndex(index, if_not_exists=True))
+            if self._postgres:
+                self._indexed.append(index)
         if self._postgres:
             # Autovacuum never analyzes temporary tables: without numbers the planner takes a stage
             # of thousands of rows for a few and rescans it for every row it checks.
             self.conn.execute(text(f"ANALYZE {self.conn.dialect.identifier_preparer.format_table(stage)}"))
-        self._ready_stages.add(stage.name)
 
     def _stage(self, table: Table) -> Table:
         stage = self._stages.get(table.name)
         if stage is None:
             stage = staging_table(table)
-            self.conn.execute(CreateTable(stage, if_not_exists=True))
+            if stage.name not in self._temporary_tables():
+                self.conn.execute(CreateTable(stage, if_not_exists=True))
             # A stage left by an earlier session of this transaction (or, on SQLite, connection).
             self.conn.execute(delete(stage))
             self._stages[table.name] = stage
         return stage
+
+    def _temporary_tables(self) -> set[str]:
+        """The temporary tables of the database session, read once a session (a rolled back transaction
+        takes the tables it created with it, so no cache outlives the transaction)."""
+        if self._existing is None:
+            self._existing = set(self.conn.scalars(text(
+                "SELECT relname FROM pg_class WHERE relnamespace = pg_my_temp_schema() AND relkind = 'r'"
+                if self._postgres else "SELECT name FROM sqlite_temp_master WHERE type = 'table'")))
+        return self._existing
 
     def _load(self, table: Table, first: Mapping[str, Any]) -> _Stage:
         unknown = [c for c in first if c not in table.c]
