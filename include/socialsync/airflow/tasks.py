@@ -46,6 +46,14 @@ DEACTIVATE_AFTER_MISSES = conf.getint("socialsync", "deactivate_after_misses", f
 TARGET_BATCHES = conf.getint("socialsync", "target_batches", fallback=16)
 
 
+def _batches(entities: int, batch_size: int | None) -> int:
+    """How many batches ``entities`` profiles go in: the conf's ``batch_size`` if it names one, else
+    about ``TARGET_BATCHES`` of them (see ``planning.auto_batch_count``)."""
+    if batch_size:
+        return planning.batch_count(entities, MAX_BATCHES, batch_size)
+    return planning.auto_batch_count(entities, TARGET_BATCHES, MAX_BATCHES, MIN_BATCH_SIZE, MAX_BATCH_SIZE)
+
+
 def _utc(value: Any) -> datetime:
     return datetime.fromtimestamp(value.timestamp(), tz=UTC)
 
@@ -121,11 +129,7 @@ def plan(network_name: str) -> list[int]:
             log.info("%s tracked profile(s) are due", len(entity_ids))
         if not replanned or request.entity_ids:  # a cleared run does again what it had admitted
             entity_ids = _within_quota(conn, network, entity_ids)
-        if request.batch_size:
-            batches = planning.batch_count(len(entity_ids), MAX_BATCHES, request.batch_size)
-        else:
-            batches = planning.auto_batch_count(len(entity_ids), TARGET_BATCHES, MAX_BATCHES, MIN_BATCH_SIZE,
-                                                MAX_BATCH_SIZE)
+        batches = _batches(len(entity_ids), request.batch_size)
         now = _now()
         owed = bookkeeping.owed_parts(requested & network.scopes, network.lists)
         cursor = {**_plan_cursor(request, run_time), "parts": owed}
@@ -429,10 +433,7 @@ def plan_rebuild(network_name: str) -> list[int]:
             raise AirflowException(str(exc)) from None  # retried: the sync will be done by then
         jobs = bookkeeping.normalized_jobs(conn, network_name)
         entities = len({entity for _, entity in jobs})
-        if params.get("batch_size"):
-            batches = planning.batch_count(entities, MAX_BATCHES, int(params["batch_size"]))
-        else:
-            batches = planning.auto_batch_count(entities, TARGET_BATCHES, MAX_BATCHES, MIN_BATCH_SIZE, MAX_BATCH_SIZE)
+        batches = _batches(entities, int(params.get("batch_size") or 0))
         cleared = clear_derived(conn, network_name)
         if batches:
             bookkeeping.assign_rebuild_batches(conn, network_name, run_id, jobs, batches)

@@ -63,7 +63,7 @@ def staging_table(table: Table) -> Table:
         # "Is this key staged?" (deletions, the last version of a key) must stay an index lookup: the
         # planner knows little of rows loaded in this transaction and picks nested loops. Built once
         # the rows are in (see ``StagedUpserts._ready``): cheaper than keeping it up during the load.
-        # On PostgreSQL only a stage of ``INDEXED_ROWS`` or more gets it, for its transaction alone.
+        # On PostgreSQL only a stage of ``INDEXED_ROWS`` or more gets it, for its session alone.
         Index(f"ix_{name}_key", *(stage.c[c.name] for c in table.primary_key.columns))
         return stage
 
