@@ -7,8 +7,11 @@ first sync leaves, watermarks included. Day 2 (measured): the same sandbox epoch
 scheduler, dag-processor and triggerer with the LocalExecutor on a PostgreSQL metadata database, sized
 for this machine (``settings.sized_env``). Reported: the run's wall time (start_date to end_date), the
 requests the sandbox saw (and per profile), profiles/s, the task instances and their mean time, the time
-from the run's start to its first extract task, each component's peak RSS (its whole process session,
-sampled every 0.5 s) and a projection to 1,000,000 profiles on 8 worker slots.
+from the run's start to its first extract task, each component's peak RSS and CPU seconds over the run
+(its whole process session, the sandbox and PostgreSQL, sampled every 0.5 s from /proc), how busy the
+machine was, and a projection to 1,000,000 profiles on 8 worker slots. With ``SOCIALSYNC_BENCH_PY_SPY=1``
+py-spy samples the scheduler and the processes it starts for the run (``scheduler-stacks.txt`` in the
+work directory, its path in the result).
 
 Day 1 also enriches what it loaded, through the sandbox's ML and vision job APIs with the DAG's own
 client and item queries (``enrich_everything``), so day 2 finds nothing to enrich, as a quiet day after
@@ -18,6 +21,10 @@ an enriched one does: its sensors return at once instead of deferring.
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -36,16 +43,30 @@ ROOT = Path(__file__).resolve().parents[1]
 DAY1_CHUNK = 1_000  # profiles per in-process day-1 batch (bounded memory)
 
 
-def _proc_sessions() -> dict[int, list[int]]:
-    """session id -> pids, from /proc (every component is started in a session of its own)."""
-    out: dict[int, list[int]] = {}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True)
+class Proc:
+    pid: int
+    session: int
+    comm: str
+    cpu_ticks: int  # user + system, of the process itself (utime + stime)
+
+
+def _procs() -> list[Proc]:
+    """Every process of the machine, from /proc (every component is started in a session of its own)."""
+    out: list[Proc] = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as stat:
-                rest = stat.read().rsplit(")", 1)[1].split()
-            out.setdefault(int(rest[3]), []).append(int(entry))  # field 6: session
+                text = stat.read()
+            comm = text[text.index("(") + 1:text.rindex(")")]
+            rest = text.rsplit(")", 1)[1].split()
+            # fields after the name: state(3) ppid(4) pgrp(5) session(6) ... utime(14) stime(15)
+            out.append(Proc(int(entry), int(rest[3]), comm, int(rest[11]) + int(rest[12])))
         except (OSError, IndexError, ValueError):
             continue
     return out
@@ -64,20 +85,73 @@ def _rss_kb(pid: int) -> int:
 
 @dataclass
 class MemorySampler:
-    """Peak summed RSS of each named process session, sampled every ``interval`` seconds."""
+    """Peak summed RSS and CPU seconds of each named process session, sampled every ``interval`` seconds.
+
+    ``pids`` names single processes outside those sessions (the sandbox), ``comms`` every process of a
+    name (``postgres``: the bench's server and its backends). A process's CPU is its last sample, so one
+    that lived less than ``interval`` is missed: task processes live seconds.
+    """
 
     sessions: dict[str, int]
+    pids: dict[str, int] = field(default_factory=dict)
+    comms: dict[str, str] = field(default_factory=dict)
     interval: float = 0.5
     peaks_mb: dict[str, float] = field(default_factory=dict)
+    _ticks: dict[tuple[str, int], int] = field(default_factory=dict)
+    _base: dict[tuple[str, int], int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _start: tuple[int, int] = (0, 0)
+    _machine: tuple[float, float] = (0.0, 0.0)  # (busy, all) CPU seconds of the whole machine since the mark
+
+    def _groups(self, procs: list[Proc]) -> dict[str, list[Proc]]:
+        groups: dict[str, list[Proc]] = {name: [] for name in (*self.sessions, *self.pids, *self.comms)}
+        session_of = {sid: name for name, sid in self.sessions.items()}
+        pid_of = {pid: name for name, pid in self.pids.items()}
+        comm_of = {comm: name for name, comm in self.comms.items()}
+        for proc in procs:
+            name = session_of.get(proc.session) or pid_of.get(proc.pid) or comm_of.get(proc.comm)
+            if name:
+                groups[name].append(proc)
+        return groups
+
+    def _sample(self) -> None:
+        for name, procs in self._groups(_procs()).items():
+            total = sum(_rss_kb(p.pid) for p in procs) / 1024
+            self.peaks_mb[name] = max(self.peaks_mb.get(name, 0.0), total)
+            with self._lock:
+                for p in procs:
+                    self._ticks[(name, p.pid)] = p.cpu_ticks
 
     def _run(self) -> None:
+        self._start = _machine_ticks()
         while not self._stop.is_set():
-            by_session = _proc_sessions()
-            for name, sid in self.sessions.items():
-                total = sum(_rss_kb(pid) for pid in by_session.get(sid, [])) / 1024
-                self.peaks_mb[name] = max(self.peaks_mb.get(name, 0.0), total)
+            self._sample()
             self._stop.wait(self.interval)
+        self._sample()
+        end = _machine_ticks()
+        self._machine = ((end[0] - self._start[0]) / CLOCK_TICKS, (end[1] - self._start[1]) / CLOCK_TICKS)
+
+    def mark(self) -> None:
+        """CPU is counted from here on (the run's start, not the components' own start)."""
+        self._sample()
+        with self._lock:
+            self._base = dict(self._ticks)
+        self._start = _machine_ticks()
+
+    @property
+    def cpu_s(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        with self._lock:
+            for key, ticks in self._ticks.items():
+                out[key[0]] = out.get(key[0], 0.0) + (ticks - self._base.get(key, 0)) / CLOCK_TICKS
+        return out
+
+    @property
+    def machine_busy(self) -> float:
+        """The share of the machine's CPU time (all cores) that was not idle while sampled."""
+        busy, total = self._machine
+        return busy / total if total else 0.0
 
     @contextmanager
     def running(self) -> Iterator[MemorySampler]:
@@ -88,6 +162,26 @@ class MemorySampler:
         finally:
             self._stop.set()
             thread.join(timeout=5)
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, all) jiffies of the machine since boot, from /proc/stat's first line."""
+    with open("/proc/stat") as stat:
+        values = [int(v) for v in stat.readline().split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _py_spy(pid: int, out: Path) -> subprocess.Popen[bytes] | None:
+    """With ``SOCIALSYNC_BENCH_PY_SPY=1``: py-spy samples the scheduler and every process it starts (the
+    LocalExecutor's workers and their task processes) for the run; ``bench/profile_e2e.py``'s summary reads
+    the stacks."""
+    if os.environ.get("SOCIALSYNC_BENCH_PY_SPY") != "1":
+        return None
+    spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+    return subprocess.Popen([spy, "record", "--rate", "50", "--format", "raw", "--nonblocking", "--gil",
+                             "--subprocesses", "--pid", str(pid), "--output", str(out)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _time(value: str | None) -> datetime | None:
@@ -247,7 +341,8 @@ def measure_quiet_day(postgres: str, profiles: int = 10_000, latency_ms: float =
         prepare_metadata(env, pools(load_settings(ROOT / "airflow_settings.yaml")))
         startup = time.perf_counter()
         with local_airflow(env, port, work / "logs") as running:
-            sampler = MemorySampler({name: p.pid for name, p in running.items()})
+            sampler = MemorySampler({name: p.pid for name, p in running.items()}, pids={"sandbox": sandbox.pid},
+                                    comms={"postgres": "postgres"})
             with sampler.running():
                 base = f"http://127.0.0.1:{port}"
                 token = httpx.post(f"{base}/auth/token", json={"username": "admin", "password": "admin"},
@@ -260,6 +355,8 @@ def measure_quiet_day(postgres: str, profiles: int = 10_000, latency_ms: float =
                         time.sleep(1)
                     result["startup_s"] = time.perf_counter() - startup
                     before = sandbox.stats()["accepted"]
+                    sampler.mark()
+                    spy = _py_spy(running["scheduler"].pid, work / "scheduler-stacks.txt")
                     # The scheduled daily run, as a deployment gets it: unpausing makes the latest interval's
                     # run (catchup is off). A manual run beside it would share the slots with it.
                     api.patch(f"/api/v2/dags/{DAG}", json={"is_paused": False}).raise_for_status()
@@ -278,9 +375,15 @@ def measure_quiet_day(postgres: str, profiles: int = 10_000, latency_ms: float =
                             raise TimeoutError(f"run {run_id} not finished in {timeout_s:.0f} s")
                         time.sleep(2)
                     result["requests"] = sandbox.stats()["accepted"] - before
+                    if spy is not None:
+                        spy.send_signal(signal.SIGINT)
+                        spy.wait(timeout=60)
+                        result["py_spy_stacks"] = str(work / "scheduler-stacks.txt")
                     tis = _all_tis(api, run_id)
                     upstream = _upstream(api)
         result["peaks_mb"] = dict(sampler.peaks_mb)
+        result["cpu_s"] = sampler.cpu_s
+        result["machine_busy"] = sampler.machine_busy
     result.update(_run_figures(state, tis, profiles, int(sizing.get("AIRFLOW__CORE__PARALLELISM", "32"))))
     result["gaps"] = _gaps(tis, upstream)
     result["state"] = state["state"]

@@ -149,6 +149,7 @@ def serve_sandbox(config: dict[str, Any]) -> None:
 class Sandbox:
     url: str
     spec: DatasetSpec
+    pid: int = 0  # the server's process
 
     def stats(self) -> dict[str, Any]:
         return _get_json(f"{self.url}/_bench/stats")
@@ -177,7 +178,7 @@ def sandbox_process(spec: DatasetSpec, latency_ms: float = 0.0, limit_per_s: int
     config = {"spec": {**asdict(spec), **spec_overrides}, "latency_ms": latency_ms, "limit_per_s": limit_per_s,
               "port": port}
     child = subprocess.Popen([sys.executable, __file__, "--child", json.dumps({"kind": "sandbox", **config})])
-    sandbox = Sandbox(f"http://127.0.0.1:{port}", spec)
+    sandbox = Sandbox(f"http://127.0.0.1:{port}", spec, child.pid)
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -646,6 +647,12 @@ def bench_quiet(bench: Bench) -> None:
                   f"{gaps['queued_to_start_s']:.1f} s from queued to started ({gaps['counted']} task instances)"))
     bench.add(Row("quiet", "quiet day: peak RSS per component (process session)",
                   ", ".join(f"{k} {v:,.0f} MB" for k, v in r["peaks_mb"].items())))
+    # Where the machine's cores went during the run (each component's process session, the sandbox, and
+    # PostgreSQL serving both the warehouse and Airflow's metadata).
+    cpu = sorted(r["cpu_s"].items(), key=lambda kv: -kv[1])
+    bench.add(Row("quiet", "quiet day: CPU seconds per component during the run (user + sys)",
+                  ", ".join(f"{k} {v:,.0f} s" for k, v in cpu) + f"; {1000 * sum(r['cpu_s'].values()) / n:.0f} "
+                  f"CPU-ms/profile in all; machine {r['machine_busy']:.0%} busy"))
     # Slot-seconds every task instance held, per profile, spread over 8 slots kept busy; and at the slot use
     # this run reached (busy slot-seconds / wall / slots).
     per_profile = r["all_slot_s_per_profile"]

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from airflow.plugins_manager import AirflowPlugin
 
+# The scheduler loads plugins before it forks the LocalExecutor's workers: importing the task code here
+# spares every task process importing it again (see socialsync.airflow.preload).
+import socialsync.airflow.preload  # noqa: F401
 from socialsync.api.app import PREFIX, app
 
 

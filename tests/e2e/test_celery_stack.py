@@ -64,6 +64,8 @@ def _celery_env(env: dict[str, str], metadata_url: str, broker_url: str) -> dict
         "AIRFLOW__CELERY__BROKER_URL": broker_url,
         "AIRFLOW__CELERY__RESULT_BACKEND": f"db+{result_backend}",
         "AIRFLOW__CELERY__OPERATION_TIMEOUT": "10",  # sending to the broker on a busy 2-core machine
+        # As docker-compose.yaml: the workers import the sync's code once, before forking their pools.
+        "AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS": "socialsync.airflow.celery_config.CELERY_CONFIG",
         # The scheduler signs each workload's token and the api-server checks it: one secret for all.
         "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(64),
         # A task instance's hostname names the worker that ran it (each worker sets its own name).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -88,8 +90,21 @@ def test_a_job_with_its_sub_syncs_and_counts(engine: Engine) -> None:
     assert [(t["kind"], t["status"]) for t in job["sync_tasks"]] == [("posts", "succeeded"), ("comments", "partial")]
 
 
-@pytest.mark.parametrize("cursor", ["", "bm9wZQ", "!!!", queries.encode_cursor("comments", (NOW, "c1")),
-                                    queries.encode_cursor("posts", ("yesterday", "p1"))])
+def _forged(*values: object) -> str:
+    return base64.urlsafe_b64encode(json.dumps(["posts", "7", *values]).encode()).decode()
+
+
+@pytest.mark.parametrize("cursor", [
+    "", "bm9wZQ", "!!!", queries.encode_cursor("comments", (NOW, "c1"), "p00"),
+    queries.encode_cursor("posts", ("yesterday", "p1"), "7"),
+    # the same list of another profile: its posts are not this profile's next page
+    queries.encode_cursor("posts", (NOW, "p1"), "8"),
+    queries.encode_cursor("posts", (NOW, "p1")),  # no parent at all
+    # values no column holds: a time without its zone, an object, a number for a text id, a NUL, a huge text
+    _forged("2026-11-01T00:00:00", "p1"), _forged(NOW.isoformat(), {"$ne": 1}), _forged(NOW.isoformat(), 5),
+    _forged(NOW.isoformat(), "p\x001"), _forged(NOW.isoformat(), "p" * 5000), _forged(NOW.isoformat()),
+    "A" * 100_000,
+])
 def test_a_cursor_this_list_did_not_hand_out_is_refused(engine: Engine, cursor: str) -> None:
     with engine.connect() as conn:
         if cursor == "":
@@ -116,3 +131,16 @@ def test_a_public_account_is_read_by_its_username_or_its_id(engine: Engine) -> N
     assert by_name["profile_id"] == "7" and by_name["profile"] == by_id["profile"]
     assert by_name["tracked"] is not None and by_name["counts"] == by_id["counts"] and by_name["counts"]["posts"] == 25
     assert len(posts.items) == 25
+
+
+@pytest.mark.parametrize("value", [True, 2**63, -(2**63) - 1, "12", 1.5, None])
+def test_a_run_jobs_cursor_holds_an_id_a_bigint_column_can(engine: Engine, value: object) -> None:
+    forged = base64.urlsafe_b64encode(json.dumps(["run_jobs", "r1", value]).encode()).decode()
+    with engine.connect() as conn:
+        with pytest.raises(queries.BadCursor):
+            queries.run_jobs(conn, "instagram", "r1", forged, 1)
+        # and the cursor a page hands out goes on under its own run only
+        page = queries.run_jobs(conn, "instagram", "r1", None, 1)
+        assert page.next_cursor and queries.run_jobs(conn, "instagram", "r1", page.next_cursor, 1).items
+        with pytest.raises(queries.BadCursor, match="another run"):
+            queries.run_jobs(conn, "instagram", "r2", page.next_cursor, 1)

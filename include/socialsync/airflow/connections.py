@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
-from functools import lru_cache
 from typing import Any
 from urllib.parse import quote, quote_plus
 
@@ -95,10 +95,23 @@ async def aconnection_secrets(conn_id: str) -> list[str]:
     return secrets
 
 
-@lru_cache(maxsize=4)
 def warehouse(conn_id: str = WAREHOUSE_CONN_ID) -> Engine:
-    """The warehouse engine: a ``postgres`` connection in production, ``sqlite`` (host = file) locally."""
-    return warehouse_for(BaseHook.get_connection(conn_id), conn_id)
+    """The warehouse engine: a ``postgres`` connection in production, ``sqlite`` (host = file) locally.
+
+    One engine (one pool, one schema check) per connection and process: a task's steps and its
+    normalize-behind thread share its connections instead of each opening a pool of their own.
+    """
+    conn = BaseHook.get_connection(conn_id)
+    key = (conn_id, conn.get_uri())  # a connection edited since is a new engine
+    with _ENGINES_LOCK:
+        engine = _ENGINES.get(key)
+        if engine is None:
+            engine = _ENGINES[key] = warehouse_for(conn, conn_id)
+    return engine
+
+
+_ENGINES: dict[tuple[str, str], Engine] = {}
+_ENGINES_LOCK = threading.Lock()
 
 
 def warehouse_for(conn: Any, conn_id: str, **engine_options: Any) -> Engine:

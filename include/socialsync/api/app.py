@@ -17,7 +17,7 @@ from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from airflow.api_fastapi.core_api.security import GetUserDep
-from fastapi import Body, Depends, FastAPI, HTTPException, Query, status
+from fastapi import Body, Depends, FastAPI, HTTPException, Path, Query, status
 from fastapi.responses import HTMLResponse
 from sqlalchemy import Engine
 
@@ -116,11 +116,33 @@ def _page(call: Callable[[], queries.Page]) -> dict[str, Any]:
 
 
 Limit = Annotated[int, Query(ge=1, le=queries.MAX_LIMIT, description="Items per page")]
-Cursor = Annotated[str | None, Query(description="next_cursor of the previous page")]
+Cursor = Annotated[str | None, Query(max_length=4 * queries.MAX_CURSOR_TEXT,
+                                     description="next_cursor of the previous page of this same list")]
+JobId = Annotated[int, Path(ge=1, le=queries.MAX_ID, description="The job's id (sync_jobs.id)")]
+# Airflow's run ids are at most 250 characters (sync_jobs.run_id is as wide); a NUL is in none.
+RunId = Annotated[str, Path(max_length=250, pattern=r"^[^\x00]+$", description="The Airflow run's id")]
+
+_WHY = {
+    400: "A malformed id, or a cursor this list did not hand out (forged, of another list, or of the same "
+         "list under another profile or post)",
+    401: "Not logged in to Airflow (no or an expired bearer token or session)",
+    403: "The user may not read (or, for a start, run) the network's DAG",
+    404: "No such network, or nothing by this id in it",
+    409: "The network's DAG has import errors",
+}
+
+
+def answers(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The refusals an operation can answer, for its OpenAPI entry (each with the ``Error`` body)."""
+    return {code: {"model": models.Error, "description": _WHY[code]} for code in codes}
+
+
+NETWORK_READ = (401, 403, 404)  # every route under /v1/networks/{network}
 
 
 # --- routes -----------------------------------------------------------------------------------------
-@app.get("/v1/networks", response_model=list[models.Network], summary="The networks this user may read")
+@app.get("/v1/networks", response_model=list[models.Network], summary="The networks this user may read",
+         responses=answers(401))
 def list_networks(user: User) -> list[dict[str, Any]]:
     return [{"name": spec.name, "dag_id": spec.dag_id, "description": spec.description}
             for spec in _readable_networks(user)]
@@ -128,7 +150,9 @@ def list_networks(user: User) -> list[dict[str, Any]]:
 
 @app.post("/v1/networks/{network}/syncs", response_model=models.SyncStarted, status_code=status.HTTP_201_CREATED,
           summary="Start a sync: triggers the network's DAG with this conf",
-          responses={400: {"description": "The conf is refused (the DAG's Params and the run's own checks)"}})
+          responses={**answers(*NETWORK_READ, 409),
+                     400: {"model": models.Error,
+                           "description": "The conf is refused (the DAG's Params and the run's own checks)"}})
 def start_sync(
     spec: Runnable,
     user: User,
@@ -191,8 +215,9 @@ def _run_state(dag_id: str, run_id: str) -> str | None:
 
 
 @app.get("/v1/networks/{network}/runs/{run_id}/jobs", response_model=models.RunJobs,
-         summary="A run's jobs with their statuses and counts, in the order plan opened them")
-def run_jobs(spec: Readable, engine: Warehouse, run_id: str, cursor: Cursor = None,
+         summary="A run's jobs with their statuses and counts, in the order plan opened them",
+         responses=answers(400, *NETWORK_READ))
+def run_jobs(spec: Readable, engine: Warehouse, run_id: RunId, cursor: Cursor = None,
              limit: Limit = DEFAULT_LIMIT) -> dict[str, Any]:
     state = _run_state(spec.dag_id, run_id)
     with engine.connect() as conn:
@@ -204,15 +229,16 @@ def run_jobs(spec: Readable, engine: Warehouse, run_id: str, cursor: Cursor = No
             "jobs": page["items"], "next_cursor": page["next_cursor"]}
 
 
-@app.get("/v1/networks/{network}/jobs", response_model=models.RecentJobs, summary="The network's latest jobs")
+@app.get("/v1/networks/{network}/jobs", response_model=models.RecentJobs, summary="The network's latest jobs",
+         responses=answers(*NETWORK_READ))
 def recent_jobs(spec: Readable, engine: Warehouse, limit: Annotated[int, Query(ge=1, le=200)] = 50) -> dict[str, Any]:
     with engine.connect() as conn:
         return {"network": spec.name, "jobs": queries.recent_jobs(conn, spec.name, limit)}
 
 
 @app.get("/v1/networks/{network}/jobs/{job_id}", response_model=models.JobDetail,
-         summary="One job: its sync_tasks, error, and the job it continues")
-def one_job(spec: Readable, engine: Warehouse, job_id: int) -> dict[str, Any]:
+         summary="One job: its sync_tasks, error, and the job it continues", responses=answers(*NETWORK_READ))
+def one_job(spec: Readable, engine: Warehouse, job_id: JobId) -> dict[str, Any]:
     with engine.connect() as conn:
         found = queries.job(conn, spec.name, job_id)
     if found is None:
@@ -221,7 +247,8 @@ def one_job(spec: Readable, engine: Warehouse, job_id: int) -> dict[str, Any]:
 
 
 @app.get("/v1/networks/{network}/profiles/{profile_id}", response_model=models.Profile,
-         summary="A profile: last jobs, last_synced_at, counts, metrics over time")
+         summary="A profile: last jobs, last_synced_at, counts, metrics over time",
+         responses=answers(400, *NETWORK_READ))
 def one_profile(spec: Readable, engine: Warehouse, profile_id: str,
                 days: Annotated[int, Query(ge=1, le=3660, description="Metrics of the last days")] = 90,
                 jobs: Annotated[int, Query(ge=0, le=100, description="How many of its last jobs")] = 10,
@@ -237,7 +264,8 @@ def one_profile(spec: Readable, engine: Warehouse, profile_id: str,
 
 
 @app.get("/v1/networks/{network}/profiles/{profile_id}/posts", response_model=models.Posts,
-         summary="A profile's posts, newest first")
+         summary="A profile's posts, newest first",
+         responses=answers(400, *NETWORK_READ))
 def profile_posts(spec: Readable, engine: Warehouse, profile_id: str, cursor: Cursor = None,
                   limit: Limit = DEFAULT_LIMIT, include_deleted: bool = False) -> dict[str, Any]:
     _id(spec.name, spec.entity_id_pattern)(profile_id)
@@ -250,7 +278,8 @@ Direction = Annotated[Literal["following", "followers"], Query(
 
 
 @app.get("/v1/networks/{network}/profiles/{profile_id}/follows", response_model=models.Follows,
-         summary="Whom a profile follows (its subscriptions) or who follows it, newest first")
+         summary="Whom a profile follows (its subscriptions) or who follows it, newest first",
+         responses=answers(400, *NETWORK_READ))
 def profile_follows(spec: Readable, engine: Warehouse, profile_id: str, direction: Direction = "following",
                     cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT,
                     include_removed: bool = False) -> dict[str, Any]:
@@ -260,7 +289,8 @@ def profile_follows(spec: Readable, engine: Warehouse, profile_id: str, directio
 
 
 @app.get("/v1/networks/{network}/profiles/{profile_id}/likes", response_model=models.Likes,
-         summary="The posts a profile liked, newest first")
+         summary="The posts a profile liked, newest first",
+         responses=answers(400, *NETWORK_READ))
 def profile_likes(spec: Readable, engine: Warehouse, profile_id: str, cursor: Cursor = None,
                   limit: Limit = DEFAULT_LIMIT, include_removed: bool = False) -> dict[str, Any]:
     _id(spec.name, spec.entity_id_pattern)(profile_id)
@@ -275,7 +305,8 @@ def _post(conn: Any, spec: NetworkSpec, post_id: str) -> None:
 
 
 @app.get("/v1/networks/{network}/posts/{post_id}/comments", response_model=models.Comments,
-         summary="A post's comments and replies, newest first")
+         summary="A post's comments and replies, newest first",
+         responses=answers(400, *NETWORK_READ))
 def post_comments(spec: Readable, engine: Warehouse, post_id: str, cursor: Cursor = None,
                   limit: Limit = DEFAULT_LIMIT, include_deleted: bool = False) -> dict[str, Any]:
     with engine.connect() as conn:
@@ -284,7 +315,8 @@ def post_comments(spec: Readable, engine: Warehouse, post_id: str, cursor: Curso
 
 
 @app.get("/v1/networks/{network}/posts/{post_id}/enrichments", response_model=models.Enrichments,
-         summary="ML and image-recognition results of a post, its media and its comments, newest first")
+         summary="ML and image-recognition results of a post, its media and its comments, newest first",
+         responses=answers(400, *NETWORK_READ))
 def post_enrichments(spec: Readable, engine: Warehouse, post_id: str, cursor: Cursor = None,
                      limit: Limit = DEFAULT_LIMIT) -> dict[str, Any]:
     with engine.connect() as conn:

@@ -192,3 +192,9 @@ class Enrichment(BaseModel):
 class Enrichments(BaseModel):
     items: list[Enrichment]
     next_cursor: str | None
+
+
+class Error(BaseModel):
+    """What every refusal answers (FastAPI's ``HTTPException``): why, in words."""
+
+    detail: str

@@ -32,25 +32,56 @@ class Page:
     next_cursor: str | None
 
 
-def encode_cursor(kind: str, key: Sequence[Any]) -> str:
+# What a cursor may hold: the sort key of a row this API listed, so no more than its columns can.
+MAX_CURSOR_TEXT = 512
+MIN_ID, MAX_ID = -(2**63), 2**63 - 1  # a BIGINT key
+
+
+def encode_cursor(kind: str, key: Sequence[Any], parent: str = "") -> str:
+    """A page's cursor: the list it belongs to (``kind``, and the profile, post or run it lists under:
+    ``parent``) and the sort key of the page's last row."""
     values = [v.isoformat() if isinstance(v, datetime) else v for v in key]
-    return base64.urlsafe_b64encode(json.dumps([kind, *values]).encode()).decode().rstrip("=")
+    return base64.urlsafe_b64encode(json.dumps([kind, parent, *values]).encode()).decode().rstrip("=")
 
 
-def decode_cursor(kind: str, cursor: str, types: Sequence[type]) -> list[Any]:
+def decode_cursor(kind: str, cursor: str, types: Sequence[type], parent: str = "") -> list[Any]:
+    """The sort key of a cursor this list handed out; ``BadCursor`` for anything else: a forged value, a
+    cursor of another list, or of the same list under another parent (another profile's posts)."""
+    if len(cursor) > 4 * MAX_CURSOR_TEXT:
+        raise BadCursor("cursor is not one this API handed out (too long)")
     try:
         raw = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
     except (binascii.Error, ValueError, UnicodeDecodeError) as exc:
         raise BadCursor("cursor is not one this API handed out") from exc
-    if not isinstance(raw, list) or len(raw) != len(types) + 1 or raw[0] != kind:
+    if not isinstance(raw, list) or len(raw) != len(types) + 2 or raw[0] != kind:
         raise BadCursor(f"cursor does not belong to this list ({kind})")
-    values: list[Any] = []
-    for value, expected in zip(raw[1:], types, strict=True):
+    if raw[1] != parent:
+        raise BadCursor(f"cursor belongs to the {kind} of another {_PARENTS.get(kind, 'parent')}")
+    return [_cursor_value(value, expected) for value, expected in zip(raw[2:], types, strict=True)]
+
+
+_PARENTS = {"posts": "profile", "likes": "profile", "follows-following": "profile",
+            "follows-followers": "profile", "comments": "post", "enrichments": "post", "run_jobs": "run"}
+
+
+def _cursor_value(value: Any, expected: type) -> Any:
+    """One value of a cursor's key, checked as strictly as the column it is compared with."""
+    forged = BadCursor("cursor is not one this API handed out")
+    if expected is int:
+        if type(value) is not int or not MIN_ID <= value <= MAX_ID:
+            raise forged
+        return value
+    if not isinstance(value, str) or len(value) > MAX_CURSOR_TEXT or "\x00" in value:
+        raise forged
+    if expected is datetime:
         try:
-            values.append(datetime.fromisoformat(value) if expected is datetime else expected(value))
-        except (TypeError, ValueError) as exc:
-            raise BadCursor("cursor is not one this API handed out") from exc
-    return values
+            moment = datetime.fromisoformat(value)
+        except ValueError:
+            raise forged from None
+        if moment.tzinfo is None:
+            raise forged
+        return moment
+    return value
 
 
 def _before(time_col: Any, id_col: Any, at: datetime, key: Any) -> ColumnElement[bool]:
@@ -58,17 +89,17 @@ def _before(time_col: Any, id_col: Any, at: datetime, key: Any) -> ColumnElement
     return or_(time_col < at, and_(time_col == at, id_col < key))
 
 
-def _newest_first(conn: Connection, query: Any, kind: str, time_col: Any, id_col: Any, cursor: str | None,
-                  limit: int, id_type: type = str) -> Page:
-    """Rows ordered by (time, id) descending, after ``cursor``."""
+def _newest_first(conn: Connection, query: Any, kind: str, parent: str, time_col: Any, id_col: Any,
+                  cursor: str | None, limit: int, id_type: type = str) -> Page:
+    """Rows ordered by (time, id) descending, after ``cursor`` (one of this list's, under ``parent``)."""
     if cursor:
-        at, key = decode_cursor(kind, cursor, (datetime, id_type))
+        at, key = decode_cursor(kind, cursor, (datetime, id_type), parent)
         query = query.where(_before(time_col, id_col, at, key))
     rows = [dict(r._mapping) for r in conn.execute(query.order_by(time_col.desc(), id_col.desc()).limit(limit + 1))]
     more = len(rows) > limit
     rows = rows[:limit]
     last = rows[-1] if rows and more else None
-    next_cursor = encode_cursor(kind, (last[time_col.name], last[id_col.name])) if last else None
+    next_cursor = encode_cursor(kind, (last[time_col.name], last[id_col.name]), parent) if last else None
     return Page(rows, next_cursor)
 
 
@@ -103,12 +134,12 @@ def run_jobs(conn: Connection, network: str, run_id: str, cursor: str | None, li
     j = schema.sync_jobs
     query = select(*_JOB_COLUMNS).where(j.c.network == network, j.c.run_id == run_id)
     if cursor:
-        (after,) = decode_cursor("run_jobs", cursor, (int,))
+        (after,) = decode_cursor("run_jobs", cursor, (int,), run_id)
         query = query.where(j.c.id > after)
     rows = [dict(r._mapping) for r in conn.execute(query.order_by(j.c.id).limit(limit + 1))]
     more = len(rows) > limit
     rows = _with_counts(conn, rows[:limit])
-    return Page(rows, encode_cursor("run_jobs", (rows[-1]["id"],)) if more else None)
+    return Page(rows, encode_cursor("run_jobs", (rows[-1]["id"],), run_id) if more else None)
 
 
 def run_summary(conn: Connection, network: str, run_id: str) -> dict[str, int]:
@@ -205,7 +236,7 @@ def posts(conn: Connection, network: str, entity_id: str, cursor: str | None, li
                    po.c.synced_at).where(po.c.network == network, po.c.profile_id == profile_id)
     if not include_deleted:
         query = query.where(po.c.deleted.is_(False))
-    return _newest_first(conn, query, "posts", po.c.created_at, po.c.post_id, cursor, limit)
+    return _newest_first(conn, query, "posts", profile_id, po.c.created_at, po.c.post_id, cursor, limit)
 
 
 def follows(conn: Connection, network: str, entity_id: str, direction: str, cursor: str | None, limit: int,
@@ -220,7 +251,7 @@ def follows(conn: Connection, network: str, entity_id: str, direction: str, curs
                    fo.c.removed_at, fo.c.synced_at).where(fo.c.network == network, mine == profile_id)
     if not include_removed:
         query = query.where(fo.c.removed_at.is_(None))
-    return _newest_first(conn, query, f"follows-{direction}", fo.c.first_seen_at, other, cursor, limit)
+    return _newest_first(conn, query, f"follows-{direction}", profile_id, fo.c.first_seen_at, other, cursor, limit)
 
 
 def likes(conn: Connection, network: str, entity_id: str, cursor: str | None, limit: int,
@@ -232,7 +263,7 @@ def likes(conn: Connection, network: str, entity_id: str, cursor: str | None, li
                    lk.c.removed_at, lk.c.synced_at).where(lk.c.network == network, lk.c.author_id == profile_id)
     if not include_removed:
         query = query.where(lk.c.removed_at.is_(None))
-    return _newest_first(conn, query, "likes", lk.c.first_seen_at, lk.c.post_id, cursor, limit)
+    return _newest_first(conn, query, "likes", profile_id, lk.c.first_seen_at, lk.c.post_id, cursor, limit)
 
 
 def post_exists(conn: Connection, network: str, post_id: str) -> bool:
@@ -249,7 +280,7 @@ def comments(conn: Connection, network: str, post_id: str, cursor: str | None, l
                    co.c.synced_at).where(co.c.network == network, co.c.post_id == post_id)
     if not include_deleted:
         query = query.where(co.c.deleted.is_(False))
-    return _newest_first(conn, query, "comments", co.c.created_at, co.c.comment_id, cursor, limit)
+    return _newest_first(conn, query, "comments", post_id, co.c.created_at, co.c.comment_id, cursor, limit)
 
 
 def enrichments(conn: Connection, network: str, post_id: str, cursor: str | None, limit: int) -> Page:
@@ -267,12 +298,13 @@ def enrichments(conn: Connection, network: str, post_id: str, cursor: str | None
     query = select(e.c.item_kind, e.c.item_id, e.c.service, e.c.result, e.c.external_job_id, e.c.enriched_at,
                    key).where(e.c.network == network, items)
     if cursor:
-        at, after = decode_cursor("enrichments", cursor, (datetime, str))
+        at, after = decode_cursor("enrichments", cursor, (datetime, str), post_id)
         query = query.where(_before(e.c.enriched_at, key, at, after))
     rows = [dict(r._mapping) for r in conn.execute(query.order_by(e.c.enriched_at.desc(), key.desc()).limit(limit + 1))]
     more = len(rows) > limit
     rows = rows[:limit]
-    next_cursor = encode_cursor("enrichments", (rows[-1]["enriched_at"], rows[-1]["result_key"])) if more else None
+    next_cursor = (encode_cursor("enrichments", (rows[-1]["enriched_at"], rows[-1]["result_key"]), post_id)
+                   if more else None)
     for row in rows:
         del row["result_key"]
     return Page(rows, next_cursor)

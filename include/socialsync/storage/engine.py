@@ -15,10 +15,12 @@ def warehouse_engine(url: str | URL, **kwargs: Any) -> Engine:
     """An engine for ``url`` with the schema at its newest revision; SQLite gets WAL and a busy timeout."""
     if make_url(url).get_backend_name() == "sqlite":
         kwargs.setdefault("connect_args", {"timeout": 60})
-    # An extract task's workers (up to a few dozen threads) each hold a connection briefly: a pool
-    # that size keeps them from reconnecting on every checkout.
-    kwargs.setdefault("pool_size", 16)
-    kwargs.setdefault("max_overflow", 32)
+    # An extract task's workers (a few dozen threads) each hold a connection only for a page's short
+    # transaction, never across a request: 8 connections serve them without reconnecting, and a burst
+    # waits for one (``pool_timeout``) rather than opening more. Bounded, so that a worker's task slots
+    # never hold more than 12 connections each (PostgreSQL's default ``max_connections`` is 100).
+    kwargs.setdefault("pool_size", 8)
+    kwargs.setdefault("max_overflow", 4)
     # Raw pages are the warehouse's largest values, written once and read back by normalize: orjson.
     kwargs.setdefault("json_serializer", json_text)
     kwargs.setdefault("json_deserializer", json_value)

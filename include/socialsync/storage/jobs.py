@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
 from socialsync.networks.base import ProfileList
 from socialsync.storage.raw import rejects_per_job
@@ -177,6 +178,20 @@ def _page_landed_statement(first: bool, last: bool) -> Any:
 # Built once (a statement object per shape): every page's bookkeeping reuses one, keyed and compiled once.
 _PAGE_LANDED = {(first, last): _page_landed_statement(first, last)
                 for first, last in ((True, False), (False, True), (True, True))}
+
+
+def record_task(conn: Connection, job_id: int, kind: str, external_id: str, status: str, synced_at: datetime | None,
+                seen: dict[str, Any] | None = None) -> None:
+    """A sub-sync done in one step (``begin_task`` then ``finish_task``, as one statement): the attempt
+    counted, its outcome written. For work that has no running state worth showing (a job's normalize)."""
+    t = sync_tasks.c
+    insert_ = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(sync_tasks).values(
+        job_id=job_id, kind=kind, external_id=external_id, status=status, attempts=1, last_synced_at=synced_at,
+        seen=seen)
+    conn.execute(insert_.on_conflict_do_update(
+        index_elements=[t.job_id, t.kind, t.external_id],
+        set_={"status": status, "attempts": t.attempts + 1, "last_error": None, "last_synced_at": synced_at,
+              "seen": insert_.excluded.seen}))
 
 
 def finish_task(conn: Connection, task_id: int, status: str, synced_at: datetime | None,

@@ -40,6 +40,7 @@ BUFFER_ROWS = 1000  # rows a session holds in memory, all tables together, befor
 INDEXED_ROWS = 1000
 
 _metadata = MetaData()
+_USED = "socialsync.stages_used"  # Connection.info key: (transaction, stage names used in it)
 _lock = threading.Lock()  # task threads may stage the same table for the first time at once
 
 
@@ -245,10 +246,22 @@ class StagedUpserts:
             stage = staging_table(table)
             if stage.name not in self._temporary_tables():
                 self.conn.execute(CreateTable(stage, if_not_exists=True))
-            # A stage left by an earlier session of this transaction (or, on SQLite, connection).
-            self.conn.execute(delete(stage))
+                self._existing = (self._existing or set()) | {stage.name}
+            elif not self._postgres or stage.name in self._used_in_this_transaction():
+                # What an earlier session of this transaction left (on SQLite, of this connection). On
+                # PostgreSQL every commit and rollback empties the stage: a new transaction needs no delete.
+                self.conn.execute(delete(stage))
+            self._used_in_this_transaction().add(stage.name)
             self._stages[table.name] = stage
         return stage
+
+    def _used_in_this_transaction(self) -> set[str]:
+        """The stages sessions of the connection's current transaction have used (kept on the connection)."""
+        transaction = self.conn.get_transaction()
+        held = self.conn.info.get(_USED)
+        if held is None or held[0] is not transaction:
+            held = self.conn.info[_USED] = (transaction, set())
+        return held[1]
 
     def _temporary_tables(self) -> set[str]:
         """The temporary tables of the database session, read once a session (a rolled back transaction
@@ -293,7 +306,20 @@ def _getter(names: Sequence[str]) -> Callable[[Mapping[str, Any]], tuple[Any, ..
     return itemgetter(*names)
 
 
+_MERGES: dict[tuple[Any, ...], Insert] = {}
+
+
 def _merge_statement(load: _Stage, newer: str | None, postgres: bool) -> Insert:
+    """The upsert of ``load``'s stage into its table, built once per table, columns and dialect: the same
+    statement object each job, so SQLAlchemy neither builds it again nor computes its cache key again."""
+    key = (id(load.table), load.table.name, load.stage.name, tuple(load.columns), newer, postgres)
+    stmt = _MERGES.get(key)
+    if stmt is None:
+        stmt = _MERGES[key] = _build_merge(load, newer, postgres)  # a race builds the same statement twice
+    return stmt
+
+
+def _build_merge(load: _Stage, newer: str | None, postgres: bool) -> Insert:
     table, stage, columns = load.table, load.stage, load.columns
     latest = select(func.max(stage.c[SEQ])).group_by(*(stage.c[k] for k in load.key))
     # The WHERE also spares SQLite's parser from reading ON CONFLICT as a join constraint.

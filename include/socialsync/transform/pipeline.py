@@ -32,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.base import ReadOnlyColumnCollection
 
 from socialsync.networks.base import Covers, NetworkSpec, ProfileList
-from socialsync.storage.jobs import advance_watermark, begin_task, finish_task
+from socialsync.storage.jobs import advance_watermark, record_task
 from socialsync.storage.planning import profile_ids, record_identity
 from socialsync.storage.raw import read_raw_pages
 from socialsync.storage.schema import (
@@ -231,8 +231,8 @@ def _normalize_job(engine: Engine, network: NetworkSpec, job_id: int, report: No
         if job.status not in ("failed", "skipped") and extracted and not owed and all(
                 status in ("succeeded", "skipped", "capped") for _, status in extracted):
             advance_watermark(conn, network.name, job.entity_id, moment)
-        task_id, _ = begin_task(conn, job_id, "normalize", job.entity_id)
-        finish_task(conn, task_id, "succeeded", now(), seen={"through_page": through, "counts": report.as_xcom()})
+        record_task(conn, job_id, "normalize", job.entity_id, "succeeded", now(),
+                    seen={"through_page": through, "counts": report.as_xcom()})
 
 
 def _raw_page_chunks(conn: Connection, job_id: int) -> Iterator[list[int]]:
@@ -241,9 +241,10 @@ def _raw_page_chunks(conn: Connection, job_id: int) -> Iterator[list[int]]:
     while True:
         chunk = list(conn.scalars(select(raw_pages.c.id).where(raw_pages.c.job_id == job_id, raw_pages.c.id > after)
                                   .order_by(raw_pages.c.id).limit(PAGES_PER_CHUNK)))
-        if not chunk:
+        if chunk:
+            yield chunk
+        if len(chunk) < PAGES_PER_CHUNK:  # the last chunk: no query to find that nothing follows
             return
-        yield chunk
         after = chunk[-1]
 
 
@@ -258,11 +259,11 @@ def _stage_comment_watermarks(conn: Connection, stage: StagedUpserts, network: s
             t.job_id == job_id, t.kind == "comments", t.external_id > after,
             or_(t.status == "succeeded", _capped(t)))
             .order_by(t.external_id).limit(TASKS_PER_CHUNK)).all()
-        if not chunk:
-            return
         stage.append(sync_state, [
             comment_watermark(network, task.external_id, (task.seen or {}).get("comments_count"), moment)
             for task in chunk])
+        if len(chunk) < TASKS_PER_CHUNK:  # the last chunk
+            return
         after = chunk[-1].external_id
 
 
