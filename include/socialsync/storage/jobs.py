@@ -8,12 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from socialsync.networks.base import ProfileList
 from socialsync.storage.raw import rejects_per_job
 from socialsync.storage.schema import entity_leases, sync_batches, sync_jobs, sync_tasks, tracked_entities
-from socialsync.storage.upserts import inserted_id
+from socialsync.storage.upserts import dialect_insert, inserted_id
 from socialsync.storage.usage import remember_costs
 
 FINISHED = ("succeeded", "failed", "partial", "skipped")
@@ -185,7 +184,7 @@ def record_task(conn: Connection, job_id: int, kind: str, external_id: str, stat
     """A sub-sync done in one step (``begin_task`` then ``finish_task``, as one statement): the attempt
     counted, its outcome written. For work that has no running state worth showing (a job's normalize)."""
     t = sync_tasks.c
-    insert_ = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(sync_tasks).values(
+    insert_ = dialect_insert(conn, sync_tasks).values(
         job_id=job_id, kind=kind, external_id=external_id, status=status, attempts=1, last_synced_at=synced_at,
         seen=seen)
     conn.execute(insert_.on_conflict_do_update(

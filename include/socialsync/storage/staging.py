@@ -244,14 +244,15 @@ class StagedUpserts:
         stage = self._stages.get(table.name)
         if stage is None:
             stage = staging_table(table)
-            if stage.name not in self._temporary_tables():
+            existing = self._temporary_tables()  # its query begins the transaction, if nothing had
+            used = self._used_in_this_transaction()
+            if stage.name not in existing:
                 self.conn.execute(CreateTable(stage, if_not_exists=True))
-                self._existing = (self._existing or set()) | {stage.name}
-            elif not self._postgres or stage.name in self._used_in_this_transaction():
+            elif not self._postgres or stage.name in used:
                 # What an earlier session of this transaction left (on SQLite, of this connection). On
                 # PostgreSQL every commit and rollback empties the stage: a new transaction needs no delete.
                 self.conn.execute(delete(stage))
-            self._used_in_this_transaction().add(stage.name)
+            used.add(stage.name)
             self._stages[table.name] = stage
         return stage
 
