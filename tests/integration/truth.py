@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, and_, or_, select
 
 from socialsync.sandbox.analysis import analyze_text, recognize_media
 from socialsync.sandbox.dataset import Dataset
@@ -72,10 +72,14 @@ def expected(dataset: Dataset, enrich: bool = True, story_epochs: Iterable[int] 
 
 
 def actual(engine: Engine, network: str = "instagram") -> dict[str, dict[Any, tuple]]:
-    """The warehouse's live rows (those marked deleted, and media of deleted posts, left out)."""
+    """The warehouse's live rows (those marked deleted, media of deleted posts and the enrichments of
+    both, left out)."""
     p, po, m, c, e = (schema.profiles.c, schema.posts.c, schema.media.c, schema.comments.c,
                       schema.enrichments.c)
     gone = select(po.post_id).where(po.network == network, po.deleted.is_(True))
+    # An enrichment stays with its item when the item is deleted upstream: left out like the item.
+    dead_media = select(m.media_id).where(m.network == network, m.post_id.in_(gone))
+    dead_comments = select(c.comment_id).where(c.network == network, c.deleted.is_(True))
     with engine.connect() as conn:
         return {
             "profiles": {r[0]: tuple(r[1:]) for r in conn.execute(select(
@@ -91,7 +95,10 @@ def actual(engine: Engine, network: str = "instagram") -> dict[str, dict[Any, tu
                 c.comment_id, c.post_id, c.parent_comment_id, c.author_id, c.author_username, c.content,
                 c.created_at, c.like_count).where(c.network == network, c.deleted.is_(False)))},
             "enrichments": {(r[0], r[1], r[2]): r[3] for r in conn.execute(select(
-                e.item_kind, e.item_id, e.service, e.result).where(e.network == network))},
+                e.item_kind, e.item_id, e.service, e.result).where(e.network == network, ~or_(
+                    and_(e.item_kind == "post", e.item_id.in_(gone)),
+                    and_(e.item_kind == "media", e.item_id.in_(dead_media)),
+                    and_(e.item_kind == "comment", e.item_id.in_(dead_comments)))))},
         }
 
 

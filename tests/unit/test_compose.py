@@ -25,6 +25,8 @@ import pytest
 import yaml
 from jsonschema import Draft7Validator
 
+from socialsync.local.settings import RECOVERY
+
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = ROOT / "docker-compose.yaml"
 SCHEMA_FILE = ROOT / "tests" / "data" / "compose-spec.json"
@@ -282,6 +284,15 @@ def test_celery_runs_on_redis_with_results_in_postgres(compose):
     assert (backend.scheme, backend.hostname, backend.password) == ("db+postgresql", "postgres", "pw")
     metadata = urlsplit(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
     assert (metadata.hostname, metadata.path) == ("postgres", "/airflow")
+
+
+def test_the_stack_recovers_like_the_local_one_and_queues_no_more_than_its_workers_run(compose):
+    """The fault tests (tests/e2e/test_celery_faults.py) prove the local stack's recovery settings; the
+    production file has the same ones, and a queued task is never one that only waits for a free slot."""
+    env = compose["x-airflow"]["environment"]
+    assert {key: env.get(key) for key in RECOVERY} == RECOVERY
+    replicas = services(compose)["airflow-worker"]["deploy"]["replicas"]
+    assert int(env["AIRFLOW__CORE__PARALLELISM"]) == replicas * int(env["AIRFLOW__CELERY__WORKER_CONCURRENCY"])
 
 
 def test_connections_point_at_services_of_the_stack(compose):

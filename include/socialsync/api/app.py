@@ -66,13 +66,24 @@ def _spec(network: str) -> NetworkSpec:
 User = GetUserDep
 
 
-def readable(network: str, user: User) -> NetworkSpec:
+# The schema lists the networks, and the shapes of ids any of them has; an id of no network's shape is a
+# 400, one of another network's shape a 404 (no such profile can exist in this one).
+NetworkName = Annotated[str, Path(description="The network", json_schema_extra={"enum": sorted(REGISTRY)})]
+ANY_PROFILE_ID = "^(?:" + "|".join(sorted({spec.entity_id_pattern.removeprefix("^").removesuffix("$")
+                                            for spec in REGISTRY.values()})) + ")$"
+ProfileId = Annotated[str, Path(description="The profile's id in its network (as tracked_entities has it)",
+                                json_schema_extra={"pattern": ANY_PROFILE_ID, "maxLength": 128})]
+PostId = Annotated[str, Path(description="The post's id in its network",
+                             json_schema_extra={"pattern": POST_ID, "maxLength": 128})]
+
+
+def readable(network: NetworkName, user: User) -> NetworkSpec:
     spec = _spec(network)
     _check(user, spec, "GET")
     return spec
 
 
-def runnable(network: str, user: User) -> NetworkSpec:
+def runnable(network: NetworkName, user: User) -> NetworkSpec:
     spec = _spec(network)
     _check(user, spec, "POST")
     return spec
@@ -96,6 +107,15 @@ def warehouse() -> Engine:
 
 
 Warehouse = Annotated[Engine, Depends(warehouse)]
+
+
+def _profile_id(spec: NetworkSpec, value: str) -> str:
+    if not re.fullmatch(ANY_PROFILE_ID, value):
+        raise HTTPException(status.HTTP_400_BAD_REQUEST, f"not a valid profile id of any network: {value[:80]!r}")
+    if not re.fullmatch(spec.entity_id_pattern, value):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no {spec.name} profile {value[:80]!r}: not a {spec.name} "
+                                                       f"id (pattern {spec.entity_id_pattern})")
+    return value
 
 
 def _id(kind: str, pattern: str) -> Callable[[str], str]:
@@ -249,11 +269,11 @@ def one_job(spec: Readable, engine: Warehouse, job_id: JobId) -> dict[str, Any]:
 @app.get("/v1/networks/{network}/profiles/{profile_id}", response_model=models.Profile,
          summary="A profile: last jobs, last_synced_at, counts, metrics over time",
          responses=answers(400, *NETWORK_READ))
-def one_profile(spec: Readable, engine: Warehouse, profile_id: str,
+def one_profile(spec: Readable, engine: Warehouse, profile_id: ProfileId,
                 days: Annotated[int, Query(ge=1, le=3660, description="Metrics of the last days")] = 90,
                 jobs: Annotated[int, Query(ge=0, le=100, description="How many of its last jobs")] = 10,
                 ) -> dict[str, Any]:
-    _id(spec.name, spec.entity_id_pattern)(profile_id)
+    _profile_id(spec, profile_id)
     with engine.connect() as conn:
         found = queries.profile(conn, spec.name, profile_id, days, datetime.now(UTC).date())
         if found is None:
@@ -266,9 +286,9 @@ def one_profile(spec: Readable, engine: Warehouse, profile_id: str,
 @app.get("/v1/networks/{network}/profiles/{profile_id}/posts", response_model=models.Posts,
          summary="A profile's posts, newest first",
          responses=answers(400, *NETWORK_READ))
-def profile_posts(spec: Readable, engine: Warehouse, profile_id: str, cursor: Cursor = None,
+def profile_posts(spec: Readable, engine: Warehouse, profile_id: ProfileId, cursor: Cursor = None,
                   limit: Limit = DEFAULT_LIMIT, include_deleted: bool = False) -> dict[str, Any]:
-    _id(spec.name, spec.entity_id_pattern)(profile_id)
+    _profile_id(spec, profile_id)
     with engine.connect() as conn:
         return _page(lambda: queries.posts(conn, spec.name, profile_id, cursor, limit, include_deleted))
 
@@ -280,10 +300,10 @@ Direction = Annotated[Literal["following", "followers"], Query(
 @app.get("/v1/networks/{network}/profiles/{profile_id}/follows", response_model=models.Follows,
          summary="Whom a profile follows (its subscriptions) or who follows it, newest first",
          responses=answers(400, *NETWORK_READ))
-def profile_follows(spec: Readable, engine: Warehouse, profile_id: str, direction: Direction = "following",
+def profile_follows(spec: Readable, engine: Warehouse, profile_id: ProfileId, direction: Direction = "following",
                     cursor: Cursor = None, limit: Limit = DEFAULT_LIMIT,
                     include_removed: bool = False) -> dict[str, Any]:
-    _id(spec.name, spec.entity_id_pattern)(profile_id)
+    _profile_id(spec, profile_id)
     with engine.connect() as conn:
         return _page(lambda: queries.follows(conn, spec.name, profile_id, direction, cursor, limit, include_removed))
 
@@ -291,9 +311,9 @@ def profile_follows(spec: Readable, engine: Warehouse, profile_id: str, directio
 @app.get("/v1/networks/{network}/profiles/{profile_id}/likes", response_model=models.Likes,
          summary="The posts a profile liked, newest first",
          responses=answers(400, *NETWORK_READ))
-def profile_likes(spec: Readable, engine: Warehouse, profile_id: str, cursor: Cursor = None,
+def profile_likes(spec: Readable, engine: Warehouse, profile_id: ProfileId, cursor: Cursor = None,
                   limit: Limit = DEFAULT_LIMIT, include_removed: bool = False) -> dict[str, Any]:
-    _id(spec.name, spec.entity_id_pattern)(profile_id)
+    _profile_id(spec, profile_id)
     with engine.connect() as conn:
         return _page(lambda: queries.likes(conn, spec.name, profile_id, cursor, limit, include_removed))
 
@@ -307,7 +327,7 @@ def _post(conn: Any, spec: NetworkSpec, post_id: str) -> None:
 @app.get("/v1/networks/{network}/posts/{post_id}/comments", response_model=models.Comments,
          summary="A post's comments and replies, newest first",
          responses=answers(400, *NETWORK_READ))
-def post_comments(spec: Readable, engine: Warehouse, post_id: str, cursor: Cursor = None,
+def post_comments(spec: Readable, engine: Warehouse, post_id: PostId, cursor: Cursor = None,
                   limit: Limit = DEFAULT_LIMIT, include_deleted: bool = False) -> dict[str, Any]:
     with engine.connect() as conn:
         _post(conn, spec, post_id)
@@ -317,7 +337,7 @@ def post_comments(spec: Readable, engine: Warehouse, post_id: str, cursor: Curso
 @app.get("/v1/networks/{network}/posts/{post_id}/enrichments", response_model=models.Enrichments,
          summary="ML and image-recognition results of a post, its media and its comments, newest first",
          responses=answers(400, *NETWORK_READ))
-def post_enrichments(spec: Readable, engine: Warehouse, post_id: str, cursor: Cursor = None,
+def post_enrichments(spec: Readable, engine: Warehouse, post_id: PostId, cursor: Cursor = None,
                      limit: Limit = DEFAULT_LIMIT) -> dict[str, Any]:
     with engine.connect() as conn:
         _post(conn, spec, post_id)

@@ -70,21 +70,13 @@ def local_airflow(env: dict[str, str], api_port: int, logs: Path, extra: dict[st
     Each process logs to ``logs/<name>.log``; ``process_env`` adds variables to the named processes' ``env``
     (e.g. a name of its own for each of several Celery workers).
     """
-    airflow = [sys.executable, "-m", "airflow"]
-    commands = {
-        **(extra or {}),
-        "api-server": [*airflow, "api-server", "--host", "127.0.0.1", "--port", str(api_port)],
-        "scheduler": [*airflow, "scheduler", "--skip-serve-logs"],
-        "dag-processor": [*airflow, "dag-processor"],
-        "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
-    }
+    commands = {**(extra or {}), **component_commands(api_port)}
     logs.mkdir(parents=True, exist_ok=True)
     running: dict[str, subprocess.Popen[bytes]] = {}
     try:
         for name, cmd in commands.items():
-            with (logs / f"{name}.log").open("wb") as log:
-                running[name] = subprocess.Popen(cmd, env={**env, **(process_env or {}).get(name, {})},
-                                                 stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            (logs / f"{name}.log").write_bytes(b"")
+            running[name] = start_component(name, cmd, {**env, **(process_env or {}).get(name, {})}, logs)
         _wait_for_api(api_port, running)
         yield running
     finally:
@@ -97,6 +89,24 @@ def local_airflow(env: dict[str, str], api_port: int, logs: Path, extra: dict[st
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+
+
+def component_commands(api_port: int) -> dict[str, list[str]]:
+    """The command line of each of Airflow's four components, on loopback."""
+    airflow = [sys.executable, "-m", "airflow"]
+    return {
+        "api-server": [*airflow, "api-server", "--host", "127.0.0.1", "--port", str(api_port)],
+        "scheduler": [*airflow, "scheduler", "--skip-serve-logs"],
+        "dag-processor": [*airflow, "dag-processor"],
+        "triggerer": [*airflow, "triggerer", "--skip-serve-logs"],
+    }
+
+
+def start_component(name: str, cmd: list[str], env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    """One process in a session of its own (a signal to its group reaches its children), appending to
+    ``logs/<name>.log`` (a restarted component continues its log)."""
+    with (logs / f"{name}.log").open("ab") as log:
+        return subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _wait_for_api(port: int, running: dict[str, subprocess.Popen[bytes]], timeout: float = 120) -> None:

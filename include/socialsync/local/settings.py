@@ -47,6 +47,24 @@ def pools(settings: dict[str, Any]) -> list[Pool]:
             for p in settings.get("pools") or []]
 
 
+# How soon Airflow recovers from a lost component, instead of its defaults' 5 to 10 minutes. The same values
+# are in docker-compose.yaml (tests/unit/test_compose.py checks it); an operator tunes them together.
+RECOVERY = {
+    # A task whose supervisor stopped heartbeating (its worker was killed or lost its host) is failed, and
+    # so retried, after 45 s (default 300; a live supervisor heartbeats every 5 s), looked for every 5 s.
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "45",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+    # A task queued but never started (its Celery message lost with a broker restart) is queued again after
+    # 90 s (default 600), looked for every 15 s (default 120). Only safe when the executor never queues
+    # more than its workers run at once: a Celery deployment sets [core] parallelism to its workers' slots.
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "90",
+    "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
+    # A restarted scheduler adopts the task instances of the one it replaces once that one's heartbeat is
+    # 30 s old: looked for every 30 s (default 300).
+    "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": "30",
+}
+
+
 def airflow_env(airflow_home: Path, dags_folder: Path, connections: dict[str, str]) -> dict[str, str]:
     """The environment of a self-contained local Airflow: SQLite metadata, no examples."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW_CONN_", "AIRFLOW__"))}
@@ -60,6 +78,7 @@ def airflow_env(airflow_home: Path, dags_folder: Path, connections: dict[str, st
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "INFO",
         "AIRFLOW__SOCIALSYNC__ENRICH_POLL_SECONDS": "2",
         "NO_PROXY": "*",
+        **RECOVERY,
     })
     return env
 
