@@ -36,7 +36,7 @@ from socialsync.storage.engine import warehouse_engine
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 TOKEN = "sandbox-token"  # the sandbox's own token, not a secret
-SECTIONS = ("e2e", "extract", "load", "plan", "memory", "quiet")
+SECTIONS = ("e2e", "extract", "load", "plan", "memory", "api", "quiet")
 ABOUT = """\
 Every Graph API answer comes from the sandbox running as its own process (so its CPU is not the
 bench's), every warehouse is a fresh database on one PostgreSQL server the bench starts (or
@@ -621,6 +621,24 @@ QUIET_LATENCY_MS = 150
 PROJECTED_PROFILES, PROJECTED_SLOTS = 1_000_000, 8
 
 
+def bench_api(bench: Bench) -> None:
+    """The sync API under 32 concurrent readers while a sync writes (tests/api_load.py), on PostgreSQL and
+    on the embedded SQLite warehouse: requests/s, p50 and p99 latency, and any error, repeat or skip."""
+    from tests.api_load import under_load
+
+    for backend in ("postgresql", "sqlite"):
+        if backend == "sqlite":
+            url = f"sqlite:///{Path(tempfile.mkdtemp(prefix='socialsync-api-')) / 'warehouse.db'}"
+        else:
+            url = fresh_database(bench.postgres, "api_load")
+        result, _ = under_load(url, readers=32)
+        bench.add(Row("api", f"sync API, 32 readers paging while a sync writes, {backend}",
+                      f"{result.requests / result.seconds:.0f} requests/s, p50 {result.quantile(0.5) * 1000:.0f} ms, "
+                      f"p99 {result.quantile(0.99) * 1000:.0f} ms ({result.requests:,} requests)",
+                      target="0 errors, repeats or skips",
+                      verdict=verdict(not result.errors and set(result.statuses) == {200})))
+
+
 def bench_quiet(bench: Bench) -> None:
     from quiet_day import measure_quiet_day
 
@@ -713,7 +731,8 @@ def main(argv: list[str] | None = None) -> int:
               f"{' (quick)' if args.quick else ''}", file=sys.stderr, flush=True)
         steps: dict[str, Callable[[Bench], None]] = {"e2e": bench_e2e, "extract": bench_extract,
                                                      "load": bench_load, "plan": bench_plan,
-                                                     "memory": bench_memory, "quiet": bench_quiet}
+                                                     "memory": bench_memory, "api": bench_api,
+                                                     "quiet": bench_quiet}
         for section in args.only:
             try:
                 steps[section](bench)
