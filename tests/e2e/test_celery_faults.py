@@ -207,7 +207,12 @@ def test_a_worker_killed_mid_extract_is_retried_on_the_other(faults: Faults) -> 
     killed_at = datetime.now(UTC)
     other = next(name for name in stack.workers if name != worker)
 
-    run = faults.check_run(run_id)
+    try:
+        run = faults.check_run(run_id)
+    finally:  # back for the next tests, whatever this one finds
+        since = stack.log_size(worker)
+        stack.start(worker)
+        wait(f"{worker} to be ready again", lambda: stack.ready(worker, since), stack.logs, timeout=120)
     retried = next(ti for ti in stack.task_instances(run_id)
                    if (ti["task_id"], ti["map_index"]) == (victim["task_id"], victim["map_index"]))
     assert retried["try_number"] == victim["try_number"] + 1 and retried["hostname"] == other, retried
@@ -225,9 +230,6 @@ def test_a_worker_killed_mid_extract_is_retried_on_the_other(faults: Faults) -> 
     again = _refetched(faults)
     print(f"pages asked again, by profile: {dict(again)}")
     assert all(n <= 1 for n in again.values()), again
-    since = stack.log_size(worker)
-    stack.start(worker)  # back for the next tests
-    wait(f"{worker} to be ready again", lambda: stack.ready(worker, since), stack.logs, timeout=120)
 
 
 STARTED = frozenset({"running", "success", "deferred", "up_for_reschedule", "failed", "up_for_retry"})
