@@ -43,7 +43,7 @@ from tests.e2e.stack import wait
 from tests.hostile import HostileProxy, RequestInfo
 from tests.integration.conftest import SMALL
 from tests.integration.postgres import PostgresInstance, postgres_instance, postgres_server
-from tests.integration.test_kill_and_resume import _entity_of
+from tests.integration.sync_helpers import graph_entity
 from tests.integration.truth import assert_warehouse_matches
 
 pytestmark = pytest.mark.timeout(900)
@@ -182,7 +182,7 @@ def _refetched(faults: Faults) -> Counter[str]:
         params = parse_qsl(request.query, keep_blank_values=True)
         key = (request.path, tuple(sorted((k, v) for k, v in params if k != "access_token")))
         if key in first:
-            entity = _entity_of(request)
+            entity = graph_entity(request)
             again[owner.get(entity, entity)] += 1
         first.setdefault(key, request)
     return again

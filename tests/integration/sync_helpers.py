@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import unquote
 
 from sqlalchemy import Engine
 
@@ -22,10 +24,11 @@ from socialsync.sandbox.dataset import REFERENCE_NOW, Dataset
 from socialsync.sandbox.instagram_dataset import InstagramDataset
 from socialsync.sandbox.server import SandboxServer
 from socialsync.storage import jobs as bookkeeping
+from tests.hostile import RequestInfo
 
 INSTAGRAM = get_network("instagram")
-__all__ = ["INSTAGRAM", "SCOPE", "app_user", "checksums", "client_for", "clock", "day", "kill_when", "open_batch",
-           "sync", "tracked_ids"]
+__all__ = ["INSTAGRAM", "SCOPE", "app_user", "checksums", "client_for", "clock", "day", "graph_entity", "kill_when",
+           "open_batch", "sync", "tracked_ids"]
 
 
 def day(n: int) -> datetime:
@@ -81,3 +84,11 @@ def kill_when(script: str, args: list[str], cwd: Any, reached: Callable[[], bool
     finally:
         child.wait(timeout=30)
     assert child.returncode == -signal.SIGKILL
+
+
+def graph_entity(request: RequestInfo) -> str:
+    """The tracked entity a request works for: a business discovery names its account's username."""
+    found = re.search(r"business_discovery\.username\(([^)]+)\)", unquote(request.query))
+    if found:
+        return "@" + found.group(1)
+    return request.path.removeprefix("/v21.0/").split("/")[0]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import re
-from urllib.parse import unquote
-
 from sqlalchemy import func, select
 
 from socialsync.extract import runner
@@ -17,8 +14,18 @@ from socialsync.storage.engine import warehouse_engine
 from socialsync.storage.schema import raw_pages
 from socialsync.transform.pipeline import normalize_jobs
 from tests.conftest import ROOT
-from tests.hostile import HostileProxy, RequestInfo
-from tests.integration.sync_helpers import INSTAGRAM, SCOPE, app_user, client_for, clock, day, kill_when, open_batch
+from tests.hostile import HostileProxy
+from tests.integration.sync_helpers import (
+    INSTAGRAM,
+    SCOPE,
+    app_user,
+    client_for,
+    clock,
+    day,
+    graph_entity,
+    kill_when,
+    open_batch,
+)
 from tests.integration.truth import assert_warehouse_matches
 
 PAGE = 5
@@ -66,7 +73,7 @@ def test_sigkill_mid_extract_then_retry_loses_nothing(tmp_path) -> None:  # type
         kill_when(CHILD, [url, f"{proxy.url}/v21.0", "run", day(1).isoformat(), app_user(sandbox)], ROOT,
                   lambda: _posts_pages(engine) >= KILL_AFTER)
         stored_at_kill = _posts_pages(engine)
-        in_flight_at_kill = {_entity_of(r) for r in proxy.requests}
+        in_flight_at_kill = {graph_entity(r) for r in proxy.requests}
 
         # Airflow retries the task: it continues from the cursor committed with the last page.
         with engine.connect() as conn:
@@ -81,7 +88,7 @@ def test_sigkill_mid_extract_then_retry_loses_nothing(tmp_path) -> None:  # type
         assert len(in_flight_at_kill) > 1, "the profiles should have been worked concurrently"
         for p, entity in enumerate(profiles):
             pages = _pages(ig, p)
-            asked = [r for r in proxy.requests if _entity_of(r) == entity]
+            asked = [r for r in proxy.requests if graph_entity(r) == entity]
             if ig.public_only(p):  # the first discovery answer is the profile and the first media page
                 media, nodes = len(asked), 1
             else:
@@ -98,11 +105,3 @@ def _pages(ig: InstagramDataset, p: int) -> int:
     if ig.public_only(p):
         return len(discovery_pages(ig, p, PAGE))
     return len(walk_pages(lambda b: ig.posts_newest_first(p, b), ig.dataset.profile_id(p), PAGE))
-
-
-def _entity_of(request: RequestInfo) -> str:
-    """The tracked entity a request works for: a business discovery names its account's username."""
-    found = re.search(r"business_discovery\.username\(([^)]+)\)", unquote(request.query))
-    if found:
-        return "@" + found.group(1)
-    return request.path.removeprefix("/v21.0/").split("/")[0]
