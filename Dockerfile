@@ -5,7 +5,7 @@ COPY --chown=airflow:root include /opt/socialsync/include
 # Editable (-e): Python imports socialsync from /opt/socialsync/include itself, so the ./include mount
 # of docker-compose.yaml makes the working tree's code the live code (a restart picks up a change)
 # and the image still runs on its own copy without the mount. The console script and the
-# dependencies are installed as usual.
-RUN pip install --no-cache-dir -c /opt/socialsync/constraints.txt -e /opt/socialsync
+# dependencies are installed as usual. Its entry points register the provider (connection types, hooks)
+# and the plugin (the sync API, the jobs page): nothing goes into /opt/airflow/plugins.
+RUN pip install --no-cache-dir -c /opt/socialsync/constraints.txt -e "/opt/socialsync[postgres,celery,sandbox]"
 COPY --chown=airflow:root dags /opt/airflow/dags
-COPY --chown=airflow:root plugins /opt/airflow/plugins

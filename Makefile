@@ -7,13 +7,18 @@ STAMP := $(VENV)/.installed
 # The bench's extra (dlt, for the reference pipeline) has a stamp of its own: demo and test never install it.
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: demo test sandbox airflow lint bench clean debian-packages
+.PHONY: demo test sandbox airflow lint bench clean debian-packages dist
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check --upgrade "pip==25.3"
 	$(PY) -m pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)
+
+# The wheel a team installs into its own Airflow (pip install dist/socialsync-*.whl; see the README).
+dist: $(STAMP)
+	rm -rf dist
+	$(PY) -m pip wheel --quiet --disable-pip-version-check --no-deps -w dist .
 
 # Debian packages the suite starts itself: redis-server (the Celery e2e's broker) and chromium (the UI
 # test's browser). Installed with apt-get only when missing, as root or through sudo, never interactively.
@@ -51,8 +56,8 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dags plugins include tests bench
+	$(VENV)/bin/ruff check dags include tests bench
 	$(VENV)/bin/mypy
 
 clean:
-	rm -rf $(VENV) .demo .pytest_cache
+	rm -rf $(VENV) .demo .pytest_cache dist

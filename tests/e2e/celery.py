@@ -28,6 +28,7 @@ from sqlalchemy.engine import make_url
 
 from socialsync.local.airflow import api_env, component_commands, local_airflow, prepare_metadata, start_component
 from socialsync.local.settings import HOSTNAME_VARIABLE, airflow_env
+from socialsync.networks import get_network
 from socialsync.sandbox.dataset import Dataset
 from socialsync.storage.planning import track_entities
 from tests.conftest import ROOT
@@ -36,6 +37,7 @@ from tests.integration.sync_helpers import clock, tracked_ids
 from tests.sandbox_connections import sandbox_connections
 
 DAG = "instagram_sync"
+NETWORKS = ("instagram", "youtube", "tiktok")
 # What a worker logs for each workload it starts: the task instance's log path names its task and map index.
 EXECUTING = re.compile(r"Executing workload in Celery: .*?log_path='[^']*"
                        r"/task_id=([^/']+)/(?:map_index=(\d+)/)?attempt=")
@@ -69,9 +71,9 @@ def celery_env(env: dict[str, str], metadata_url: str, broker_url: str) -> dict[
     }
 
 
-def worker_command(name: str) -> list[str]:
+def worker_command(name: str, concurrency: int = 1) -> list[str]:
     return [sys.executable, "-m", "airflow", "celery", "worker", "--celery-hostname", f"{name}@%h",
-            "--concurrency", "1", "--skip-serve-logs", "--without-gossip", "--without-mingle"]
+            "--concurrency", str(concurrency), "--skip-serve-logs", "--without-gossip", "--without-mingle"]
 
 
 @dataclass
@@ -104,6 +106,20 @@ class CeleryStack:
                 member.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
 
+    def scale(self, concurrency: int) -> None:
+        """Redeploy the workers with ``concurrency`` task slots each, and the scheduler with as many in all
+        (``[core] parallelism``, as docker-compose.yaml ties them), one component after the other, idle."""
+        for name in self.workers:
+            self.kill(name)
+            self.commands[name] = worker_command(name, concurrency)
+            since = self.log_size(name)
+            self.start(name)
+            wait(f"{name} to be ready", lambda name=name, since=since: self.ready(name, since), self.logs, timeout=120)
+        self.process_env.setdefault("scheduler", {})["AIRFLOW__CORE__PARALLELISM"] = str(
+            concurrency * len(self.workers))
+        self.kill("scheduler")
+        self.start("scheduler")
+
     def freeze(self, name: str, frozen: bool = True) -> None:
         """``SIGSTOP`` (``SIGCONT``) to ``name``'s own process: a frozen worker takes no message from the
         broker, while the task it already runs (its pool's process and their own) goes on."""
@@ -114,6 +130,20 @@ class CeleryStack:
         assert self.running[name].poll() is None, f"{name} exited; see {self.logs / f'{name}.log'}"
         log = (self.logs / f"{name}.log").read_bytes()[since:].decode(errors="replace")
         return re.search(rf"\b{re.escape(name)}@\S+ ready\.", log) is not None
+
+    def memory(self) -> dict[str, float]:
+        """Resident memory (MiB) of each component's process tree: a worker's pool included, and the task
+        processes of a task running at the time (measured between runs, there are none)."""
+        used = {}
+        for name, process in self.running.items():
+            tree = psutil.Process(process.pid)
+            members = [tree, *tree.children(recursive=True)]
+            total = 0
+            for member in members:
+                with contextlib.suppress(psutil.NoSuchProcess):
+                    total += member.memory_info().rss
+            used[name] = total / 2**20
+        return used
 
     def log_size(self, name: str) -> int:
         return (self.logs / f"{name}.log").stat().st_size
@@ -127,23 +157,23 @@ class CeleryStack:
                 executed.setdefault(key, []).append(name)
         return executed
 
-    def runs(self) -> list[dict[str, Any]]:
-        return list(self.api.get(f"/api/v2/dags/{DAG}/dagRuns").json()["dag_runs"])
+    def runs(self, dag: str = DAG) -> list[dict[str, Any]]:
+        return list(self.api.get(f"/api/v2/dags/{dag}/dagRuns").json()["dag_runs"])
 
-    def task_instances(self, run_id: str) -> list[dict[str, Any]]:
-        answer = self.api.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}/taskInstances", params={"limit": 100}).json()
+    def task_instances(self, run_id: str, dag: str = DAG) -> list[dict[str, Any]]:
+        answer = self.api.get(f"/api/v2/dags/{dag}/dagRuns/{run_id}/taskInstances", params={"limit": 100}).json()
         assert answer["total_entries"] == len(answer["task_instances"])
         return list(answer["task_instances"])
 
-    def trigger(self, conf: dict[str, Any] | None = None) -> str:
-        answer = self.api.post(f"/api/v2/dags/{DAG}/dagRuns", json={"logical_date": None, "conf": conf or {}})
+    def trigger(self, conf: dict[str, Any] | None = None, dag: str = DAG) -> str:
+        answer = self.api.post(f"/api/v2/dags/{dag}/dagRuns", json={"logical_date": None, "conf": conf or {}})
         assert answer.status_code == 200, answer.text
         return str(answer.json()["dag_run_id"])
 
-    def finished(self, run_id: str, timeout: float) -> dict[str, Any]:
+    def finished(self, run_id: str, timeout: float, dag: str = DAG) -> dict[str, Any]:
         """The run once it has ended (successfully or not), within ``timeout`` seconds."""
         def ended() -> dict[str, Any] | None:
-            run = self.api.get(f"/api/v2/dags/{DAG}/dagRuns/{run_id}").json()
+            run = self.api.get(f"/api/v2/dags/{dag}/dagRuns/{run_id}").json()
             return run if run["state"] in ("success", "failed") else None
         return dict(wait(f"run {run_id} to end", ended, self.logs, timeout=timeout))
 
@@ -157,16 +187,18 @@ class CeleryStack:
 def celery_stack(tmp_path: Path, *, dataset: Dataset, sandbox_url: str, warehouse: Engine, warehouse_url: str,
                  metadata_url: str, broker_url: str, workers: tuple[str, ...] = ("worker-a", "worker-b"),
                  extra_env: dict[str, str] | None = None, instagram_extra: dict[str, object] | None = None,
+                 youtube_extra: dict[str, object] | None = None, tiktok_extra: dict[str, object] | None = None,
                  tracked: list[str] | None = None) -> Iterator[CeleryStack]:
     """The stack over the servers given, ``tracked`` (default: every profile of ``dataset``) tracked and the
-    ``instagram_api`` pool made; yields once every worker is ready and the DAG is parsed (still paused)."""
+    networks' pools made; yields once every worker is ready and the DAG is parsed (still paused)."""
     port, logs = free_port(), tmp_path / "logs"
     with warehouse.begin() as conn:
         track_entities(conn, "instagram", tracked_ids(dataset) if tracked is None else tracked, clock())
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "socialsync_dags.py").symlink_to(ROOT / "dags" / "socialsync_dags.py")
-    connections = sandbox_connections(sandbox_url, warehouse_url, None, None, **(instagram_extra or {}))
+    connections = sandbox_connections(sandbox_url, warehouse_url, youtube_extra, tiktok_extra,
+                                      **(instagram_extra or {}))
     env = api_env(airflow_env(tmp_path / "airflow", dags, connections), port)
     env = {**celery_env(env, metadata_url, broker_url), **(extra_env or {})}
     prepare_metadata(env, [])  # the pool is made through REST below: one Airflow CLI start less
@@ -178,14 +210,17 @@ def celery_stack(tmp_path: Path, *, dataset: Dataset, sandbox_url: str, warehous
         token = api.post("/auth/token", json={"username": "admin", "password": "admin"}).json()["access_token"]
         api.headers["Authorization"] = f"Bearer {token}"
         stack = CeleryStack(port, logs, env, commands, process_env, running, api, dataset, workers)
-        pool = api.post("/api/v2/pools", json={"name": "instagram_api", "slots": 4,
-                                               "description": "Instagram Graph API work"})
-        assert pool.status_code == 201, pool.text
+        for network in NETWORKS:  # each network's extract pool, as airflow_settings.yaml makes them
+            pool = api.post("/api/v2/pools", json={"name": get_network(network).pool_name, "slots": 4,
+                                                   "description": f"{network} API work"})
+            assert pool.status_code == 201, pool.text
         # Each worker consumes the queue before a run exists; each takes one task at a time (concurrency 1,
         # Airflow's prefetch multiplier 1), so tasks queued together go to both.
         for name in workers:
             wait(f"{name} to be ready", lambda name=name: stack.ready(name), logs, timeout=120)
-        wait("the DAG to be parsed", lambda: api.get(f"/api/v2/dags/{DAG}").status_code == 200, logs)
+        for network in NETWORKS:
+            wait(f"{network}'s DAG to be parsed", lambda network=network: api.get(
+                f"/api/v2/dags/{get_network(network).dag_id}").status_code == 200, logs)
         try:
             yield stack
         finally:

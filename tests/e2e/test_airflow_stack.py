@@ -17,6 +17,7 @@ import subprocess
 import sys
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -330,56 +331,104 @@ def _all_jobs(call: Any, run_id: str) -> list[dict[str, Any]]:
             return jobs
 
 
-def test_the_jobs_page_in_airflows_ui_shows_the_runs_jobs(stack: Stack) -> None:
+@contextmanager
+def logged_in_page(stack: Stack, height: int) -> Iterator[Any]:
+    """A page of headless Chromium in a logged-in session (the UI keeps the user's JWT in a cookie)."""
     from playwright.sync_api import sync_playwright
 
-    jobs = stack.api.get(f"{API}/networks/instagram/jobs", params={"limit": 20}).json()["jobs"]
-    assert jobs, "the previous tests' runs left no jobs to show"
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=[
             "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
             "--disable-component-update", "--disable-sync"])
         try:
-            context = browser.new_context(viewport={"width": 1400, "height": 900})
-            # A logged-in session: the UI keeps the user's JWT in this cookie.
+            context = browser.new_context(viewport={"width": 1400, "height": height})
             context.add_cookies([{"name": "_token", "value": stack.token, "url": stack.url}])
-            page = context.new_page()
-            page.goto(f"{stack.url}/plugin/socialsync-jobs")
-            frame = page.frame_locator("iframe")
-            section = frame.locator("section[data-network=instagram]")
-            section.locator("tr[data-job]").first.wait_for(timeout=60_000)
-            rows = section.locator("tr[data-job]")
-            assert rows.count() == len(jobs)
-            first = rows.first
-            assert first.get_attribute("data-job") == str(jobs[0]["id"])
-            assert jobs[0]["entity_id"] in first.inner_text() and "succeeded" in first.inner_text()
-            assert first.locator("[data-testid=items]").inner_text() == str(jobs[0]["counts"]["items"])
-            link = first.locator("a")
-            assert link.get_attribute("href") == f"/dags/instagram_sync/runs/{quote(jobs[0]['run_id'])}"
-            latest = section.locator("[data-testid=latest-run]")  # the run the API started: two jobs
-            assert latest.locator("a").inner_text() == jobs[0]["run_id"]
-            assert " ".join(latest.inner_text().split()).endswith(": 2 succeeded"), latest.inner_text()
-            assert frame.locator("section[data-network=youtube]").inner_text().count("No jobs yet") == 1
-            page.screenshot(path=str(ARTIFACTS / "sync-jobs-page.png"), full_page=True)
-
-            # The Sync jobs tab of a run's page: the run the API started, its two jobs.
-            run_id = jobs[0]["run_id"]
-            of_run = [j for j in jobs if j["run_id"] == run_id]
-            page.goto(f"{stack.url}/dags/instagram_sync/runs/{quote(run_id, safe='')}/plugin/socialsync-run-jobs")
-            tab = page.frame_locator("iframe")
-            tab.locator("tr[data-job]").first.wait_for(timeout=60_000)
-            assert sorted(tab.locator("tr[data-job]").evaluate_all("rows => rows.map(r => r.dataset.job)")) == sorted(
-                str(j["id"]) for j in of_run)
-            assert tab.locator("[data-testid=summary]").inner_text().strip() == f"{len(of_run)} succeeded"
-            page.screenshot(path=str(ARTIFACTS / "sync-jobs-run-tab.png"), full_page=True)
-            # Another DAG's run shows the tab too, and says it holds no sync jobs.
-            page.goto(f"{stack.url}/dags/{DOWNSTREAM}/runs/x/plugin/socialsync-run-jobs")
-            assert "not a socialsync sync DAG" in page.frame_locator("iframe").locator(
-                "[data-testid=not-socialsync]").inner_text(timeout=60_000)
+            yield context.new_page()
         finally:
             browser.close()
+
+
+def test_the_jobs_page_in_airflows_ui_shows_the_runs_jobs(stack: Stack) -> None:
+    jobs = stack.api.get(f"{API}/networks/instagram/jobs", params={"limit": 20}).json()["jobs"]
+    assert jobs, "the previous tests' runs left no jobs to show"
+    with logged_in_page(stack, height=900) as page:
+        page.goto(f"{stack.url}/plugin/socialsync-jobs")
+        frame = page.frame_locator("iframe")
+        section = frame.locator("section[data-network=instagram]")
+        section.locator("tr[data-job]").first.wait_for(timeout=60_000)
+        rows = section.locator("tr[data-job]")
+        assert rows.count() == len(jobs)
+        first = rows.first
+        assert first.get_attribute("data-job") == str(jobs[0]["id"])
+        assert jobs[0]["entity_id"] in first.inner_text() and "succeeded" in first.inner_text()
+        assert first.locator("[data-testid=items]").inner_text() == str(jobs[0]["counts"]["items"])
+        link = first.locator("a")
+        assert link.get_attribute("href") == f"/dags/instagram_sync/runs/{quote(jobs[0]['run_id'])}"
+        latest = section.locator("[data-testid=latest-run]")  # the run the API started: two jobs
+        assert latest.locator("a").inner_text() == jobs[0]["run_id"]
+        assert " ".join(latest.inner_text().split()).endswith(": 2 succeeded"), latest.inner_text()
+        assert frame.locator("section[data-network=youtube]").inner_text().count("No jobs yet") == 1
+        page.screenshot(path=str(ARTIFACTS / "sync-jobs-page.png"), full_page=True)
+
+        # The Sync jobs tab of a run's page: the run the API started, its two jobs.
+        run_id = jobs[0]["run_id"]
+        of_run = [j for j in jobs if j["run_id"] == run_id]
+        page.goto(f"{stack.url}/dags/instagram_sync/runs/{quote(run_id, safe='')}/plugin/socialsync-run-jobs")
+        tab = page.frame_locator("iframe")
+        tab.locator("tr[data-job]").first.wait_for(timeout=60_000)
+        assert sorted(tab.locator("tr[data-job]").evaluate_all("rows => rows.map(r => r.dataset.job)")) == sorted(
+            str(j["id"]) for j in of_run)
+        assert tab.locator("[data-testid=summary]").inner_text().strip() == f"{len(of_run)} succeeded"
+        page.screenshot(path=str(ARTIFACTS / "sync-jobs-run-tab.png"), full_page=True)
+        # Another DAG's run shows the tab too, and says it holds no sync jobs.
+        page.goto(f"{stack.url}/dags/{DOWNSTREAM}/runs/x/plugin/socialsync-run-jobs")
+        assert "not a socialsync sync DAG" in page.frame_locator("iframe").locator(
+            "[data-testid=not-socialsync]").inner_text(timeout=60_000)
     assert (ARTIFACTS / "sync-jobs-page.png").stat().st_size > 10_000
+
+
+def test_each_connection_types_form_in_the_ui_shows_its_fields_and_saves_them(stack: Stack) -> None:
+    """Admin -> Connections -> Add Connection in headless Chromium, for each socialsync type: the standard
+    fields relabelled (the unused ones hidden), every extra the code reads with its description; an Instagram
+    connection filled in and saved through the form is one the sync reads (the unset fields saved as null,
+    which the sync reads as unset)."""
+    from airflow.models.connection import Connection
+
+    from socialsync.airflow.connections import extras
+    from socialsync.connection_types import INSTAGRAM, ML, TIKTOK, VISION, YOUTUBE
+
+    with logged_in_page(stack, height=1000) as page:
+        for kind in (INSTAGRAM, YOUTUBE, TIKTOK, ML, VISION):
+            page.goto(f"{stack.url}/connections")
+            page.get_by_role("button", name="Add Connection").click()
+            dialog = page.locator("[role=dialog]")
+            dialog.get_by_role("combobox").first.fill(kind.hook_name)
+            page.keyboard.press("Enter")
+            for label in kind.relabeling.values():
+                dialog.get_by_text(label, exact=True).wait_for(timeout=30_000)
+            for hidden in kind.hidden:
+                assert dialog.get_by_label(hidden.capitalize(), exact=True).count() == 0, (kind.conn_type, hidden)
+            if kind is INSTAGRAM:
+                dialog.get_by_label("Connection ID").fill("instagram_from_the_form")
+                dialog.get_by_label(kind.relabeling["host"]).fill("https://graph.facebook.com/v21.0")
+                dialog.get_by_label(kind.relabeling["password"]).fill("form-token-0123456789")
+            dialog.get_by_role("button", name="Extra Fields", exact=True).click()
+            for field in kind.fields:
+                dialog.get_by_text(field.label, exact=True).wait_for(timeout=30_000)
+                assert field.description in dialog.inner_text(), (kind.conn_type, field.name)
+            page.screenshot(path=str(ARTIFACTS / f"connection-form-{kind.conn_type}.png"), full_page=True)
+            if kind is INSTAGRAM:
+                dialog.get_by_label("Media page size").fill("50")
+                dialog.get_by_role("button", name="Save").click()
+                dialog.wait_for(state="hidden", timeout=30_000)
+    saved = stack.api.get("/api/v2/connections/instagram_from_the_form").json()
+    assert saved["conn_type"] == "socialsync_instagram" and saved["host"] == "https://graph.facebook.com/v21.0"
+    stored = json.loads(saved["extra"])
+    assert stored["page_size"] == 50 and stored["max_in_flight"] is None  # every field saved, unset ones null
+    connection = Connection(conn_id=saved["connection_id"], conn_type=saved["conn_type"], extra=saved["extra"])
+    assert extras(connection) == {"page_size": 50}  # type: ignore[arg-type]  # what the sync reads of it
+    assert (ARTIFACTS / "connection-form-socialsync_instagram.png").stat().st_size > 10_000
 
 
 # --- the sync API fuzzed from its own OpenAPI schema (Schemathesis), on the live api-server --------------

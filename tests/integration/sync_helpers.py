@@ -5,10 +5,13 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import unquote
@@ -27,8 +30,8 @@ from socialsync.storage import jobs as bookkeeping
 from tests.hostile import RequestInfo
 
 INSTAGRAM = get_network("instagram")
-__all__ = ["INSTAGRAM", "SCOPE", "app_user", "checksums", "client_for", "clock", "day", "graph_entity", "kill_when",
-           "open_batch", "sync", "tracked_ids"]
+__all__ = ["INSTAGRAM", "SCOPE", "StatsdListener", "app_user", "checksums", "client_for", "clock", "day",
+           "graph_entity", "kill_when", "open_batch", "sync", "tracked_ids"]
 
 
 def day(n: int) -> datetime:
@@ -92,3 +95,54 @@ def graph_entity(request: RequestInfo) -> str:
     if found:
         return "@" + found.group(1)
     return request.path.removeprefix("/v21.0/").split("/")[0]
+
+
+class StatsdListener:
+    """A StatsD server on loopback (UDP) for Airflow's ``[metrics] statsd_on``: what the components and
+    task processes sent, summed by metric name (Airflow's ``airflow.`` prefix left off)."""
+
+    def __init__(self) -> None:
+        self._socket = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.settimeout(0.2)
+        self._packets: list[bytes] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive, daemon=True, name="statsd")
+        self._thread.start()
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"AIRFLOW__METRICS__STATSD_ON": "True", "AIRFLOW__METRICS__STATSD_HOST": "127.0.0.1",
+                "AIRFLOW__METRICS__STATSD_PORT": str(self._socket.getsockname()[1])}
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._packets.append(self._socket.recv(65_535))
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+
+    def _lines(self, kind: str) -> Iterator[tuple[str, float]]:
+        time.sleep(0.5)  # what was sent last is in
+        for packet in list(self._packets):
+            for line in packet.decode(errors="replace").splitlines():
+                name, _, rest = line.partition(":")
+                value, _, rest = rest.partition("|")
+                if rest.split("|")[0] == kind:
+                    yield name.removeprefix("airflow."), float(value)
+
+    def counters(self) -> Counter[str]:
+        totals: Counter[str] = Counter()
+        for name, value in self._lines("c"):
+            totals[name] += int(value)
+        return totals
+
+    def gauges(self) -> dict[str, float]:
+        return dict(self._lines("g"))
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._socket.close()

@@ -26,7 +26,7 @@ from tests.conftest import ROOT
 from tests.hostile import HostileProxy, RequestInfo, Rule
 from tests.integration.conftest import SMALL
 from tests.integration.instagram_requests import owner_of
-from tests.integration.sync_helpers import checksums, tracked_ids
+from tests.integration.sync_helpers import StatsdListener, checksums, tracked_ids
 from tests.integration.truth import actual, assert_warehouse_matches, expected
 from tests.sandbox_connections import sandbox_connections
 
@@ -82,6 +82,9 @@ def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbo
     ids = tracked_ids(dataset)
     shop_b = {ids[p]: "instagram_shop_b" for p in TOKENS[SHOP_B_TOKEN]}  # read with their own connection
     env = _env(airflow_home, sandbox_for_dags, url)
+    statsd = StatsdListener()  # Airflow's [metrics] StatsD client sends the sync's counters here
+    env.update(statsd.env)
+    received = sandbox_for_dags.counters["received:graph"]
     env["AIRFLOW_CONN_INSTAGRAM_SHOP_B"] = json.dumps({
         "conn_type": "http", "host": f"{sandbox_for_dags.url}/v21.0", "password": SHOP_B_TOKEN,
         "extra": {"page_size": 10, "ig_user_id": sandbox_for_dags.app.state.graph.app_user_id(SHOP_B_TOKEN)}})
@@ -129,7 +132,17 @@ def test_daily_sync_loads_the_ground_truth(kind: str, airflow_home: Path, sandbo
                                   for j in range(dataset.post_count(p)))
         assert comment_tasks == posts_with_comments
         _assert_xcom_is_small(airflow_home)
+        # The metrics say what the sandbox counted and the warehouse holds.
+        counters = statsd.counters()
+        assert counters["socialsync.instagram.requests"] == sandbox_for_dags.counters["received:graph"] - received
+        assert counters["socialsync.instagram.quota_units"] == counters["socialsync.instagram.requests"]
+        assert counters["socialsync.instagram.rows.posts"] == len(actual(engine)["posts"])
+        assert counters["socialsync.instagram.rows.comments"] == len(actual(engine)["comments"])
+        assert (counters["socialsync.instagram.jobs.succeeded"], counters["socialsync.instagram.jobs.failed"]) == (
+            SMALL.profiles, 1)
+        assert "socialsync.instagram.quota_units_left" in statsd.gauges()
     finally:
+        statsd.close()
         migrate.drop_all(engine)
         engine.dispose()
 

@@ -57,3 +57,21 @@ def test_a_budget_with_a_spent_allowance_refuses_the_request_and_stops_the_task(
         pass
     assert sent == 3 and isinstance(budget.stopped, QuotaExhaustedError)
     engine.dispose()
+
+
+def test_a_records_grant_of_its_own_moves_the_records_limit(tmp_path: Path) -> None:
+    """TikTok counts records too (100,000 a day); a connection's ``quota_records`` says what a project's grant
+    is. Past it the allowance refuses the next reservation, as it does past the day's records by default."""
+    from socialsync.networks.tiktok import NETWORK as TIKTOK
+
+    engine = warehouse_engine(f"sqlite:///{tmp_path / 'w.db'}")
+    seen = [150_000.0]
+    default = DailyAllowance(engine, TIKTOK, 1_000_000, lambda: seen[0], clock=lambda: NOON)
+    assert isinstance(default.take(), QuotaExhaustedError)
+    granted = DailyAllowance(engine, TIKTOK, 1_000_000, lambda: seen[0], clock=lambda: NOON, records=200_000)
+    assert granted.take() is None
+    seen[0] = 200_000.0
+    while granted.taken < granted.reserved:
+        assert granted.take() is None
+    assert isinstance(granted.take(), QuotaExhaustedError)
+    engine.dispose()

@@ -7,9 +7,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from airflow.providers.postgres.hooks.postgres import PostgresHook
 from airflow.sdk import BaseHook, Connection
-from airflow.sdk.log import amask_secret, mask_secret
+from airflow.sdk.log import mask_secret
 from sqlalchemy import Engine
 
 from socialsync.enrich.client import JobApiClient
@@ -90,9 +89,18 @@ async def aconnection_secrets(conn_id: str) -> list[str]:
     secrets = _secret_values(conn, await conn.aextra_dejson())
     forms = _mask_forms(secrets)
     for form in forms:
-        await amask_secret(form)
+        await _amask_secret(form)
     _mask_in_core(forms)
     return secrets
+
+
+async def _amask_secret(form: str) -> None:
+    try:  # Airflow 3.3+: the triggerer's supervisor is told without blocking the event loop
+        from airflow.sdk.log import amask_secret
+    except ImportError:  # 3.2: this process's masker only (its logs are the trigger's own)
+        mask_secret(form)
+        return
+    await amask_secret(form)
 
 
 def warehouse(conn_id: str = WAREHOUSE_CONN_ID) -> Engine:
@@ -118,6 +126,8 @@ def warehouse_for(conn: Any, conn_id: str, **engine_options: Any) -> Engine:
     """The engine of a warehouse connection however it was read (the task SDK's, or airflow-core's in the
     API server): the postgres provider builds the URL (extras ``sqlalchemy_query``, ``iam``) either way."""
     if conn.conn_type in ("postgres", "postgresql"):
+        from airflow.providers.postgres.hooks.postgres import PostgresHook  # socialsync[postgres]
+
         url = PostgresHook(postgres_conn_id=conn_id, connection=conn).sqlalchemy_url
         return warehouse_engine(url, pool_pre_ping=True, **engine_options)
     if conn.conn_type == "sqlite":
@@ -125,19 +135,28 @@ def warehouse_for(conn: Any, conn_id: str, **engine_options: Any) -> Engine:
     raise ValueError(f"connection {conn_id!r} has type {conn.conn_type!r}; use 'postgres' or 'sqlite'")
 
 
+def extras(conn: Connection) -> dict[str, Any]:
+    """The connection's extras as the code reads them: a field the UI's form left empty is unset, and a
+    field saved under the form's prefixed name (``extra__socialsync_instagram__page_size``) is the field."""
+    prefix = f"extra__{conn.conn_type}__"
+    return {key.removeprefix(prefix): value for key, value in conn.extra_dejson.items() if value not in (None, "")}
+
+
 def api_credentials(conn_id: str) -> ApiCredentials:
-    """A network API: host = base URL (with the API version path), password = access token."""
+    """A network API (a ``socialsync_<network>`` connection, or ``http``): host = base URL (with the API
+    version path), password = access token, extras = the client's options."""
     conn = BaseHook.get_connection(conn_id)
     if not conn.host:
         raise ValueError(f"connection {conn_id!r} has no host: set it to the API's base URL")
     _masked_secrets(conn)
     return ApiCredentials(base_url=_base_url(conn.host, conn.schema, conn.port), token=conn.password or "",
-                          options={**({"login": conn.login} if conn.login else {}), **conn.extra_dejson})
+                          options={**({"login": conn.login} if conn.login else {}), **extras(conn)})
 
 
 def job_api(conn_id: str) -> JobApiClient:
-    """An ML / image job API: host = base URL; the extras are its headers (``{"X-Api-Key": ...}``)."""
+    """An ML / image job API (``socialsync_ml`` / ``socialsync_vision``, or ``http``): host = base URL; the
+    extras are its headers (``{"X-Api-Key": ...}``)."""
     conn = BaseHook.get_connection(conn_id)
     _masked_secrets(conn)
-    headers = {str(k): str(v) for k, v in conn.extra_dejson.items()}
+    headers = {str(k): str(v) for k, v in extras(conn).items()}
     return JobApiClient(_base_url(conn.host, conn.schema, conn.port), headers)

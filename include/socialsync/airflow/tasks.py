@@ -14,6 +14,7 @@ from airflow.sdk.configuration import conf
 from airflow.sdk.exceptions import AirflowException, AirflowFailException, AirflowNotFoundException
 from sqlalchemy import Connection
 
+from socialsync.airflow import metrics
 from socialsync.airflow.connections import api_credentials, job_api, warehouse
 from socialsync.airflow.params import SCOPE_PARTS
 from socialsync.airflow.run_note import publish_run_note
@@ -145,10 +146,11 @@ def plan(network_name: str) -> list[int]:
     return list(range(batches))
 
 
-def _quota_units(network: NetworkSpec) -> float | None:
-    """A deployment's own quota per period: the API connection's ``quota_units`` extra, if set."""
+def _quota_units(network: NetworkSpec, extra: str = "quota_units") -> float | None:
+    """A deployment's own quota per period: the API connection's ``quota_units`` extra (``quota_records``:
+    the records an API that counts them allows), if set."""
     try:
-        value = api_credentials(network.api_conn_id).options.get("quota_units")
+        value = api_credentials(network.api_conn_id).options.get(extra)
     except AirflowNotFoundException:
         return None
     return float(value) if value not in (None, "") else None
@@ -209,18 +211,24 @@ def _extract(network_name: str, batch: int, step: runner.ExtractStep) -> dict[st
         client = network.connect(credentials)
         allowance = None
         if network.quota is not None:  # no request past today's budget, whatever the estimates said
-            allowance = usage.DailyAllowance(engine, network, _quota_units(network), lambda: client.records, _now)
+            allowance = usage.DailyAllowance(engine, network, _quota_units(network), lambda: client.records, _now,
+                                             records=_quota_units(network, "quota_records"))
             client.budget.allowance = allowance
         try:
             yield client
         finally:
             client.close()
+            left = None
             if allowance is not None:  # what the API will charge, failed tries included
                 allowance.settle(client.units, client.records)
+                left = allowance.left()
+            metrics.requested(network.name, requests=client.requests, throttled=client.budget.holds,
+                              units=client.units, units_left=left)
 
     report = extract_per_connection(step, engine, network, jobs, _window(network_name, params, run_time), _now,
                                     reader_of=readers, open_client=open_client, last_try=_last_try())
     log.info("batch %s: %s", batch, report.as_xcom())
+    metrics.extracted(network.name, report.as_xcom())
     return report.as_xcom()
 
 
@@ -241,7 +249,9 @@ def normalize(network_name: str, batch: int) -> dict[str, int]:
     network = get_network(network_name)
     _, _, _, jobs = _batch_jobs(network_name, batch)
     live = [job.id for job in jobs if job.status != "skipped"]
-    return normalize_jobs(warehouse(), network, live, _now, skip_normalized=True).as_xcom()
+    counts = normalize_jobs(warehouse(), network, live, _now, skip_normalized=True).as_xcom()
+    metrics.normalized(network_name, counts)
+    return counts
 
 
 def submit_enrichment(network_name: str, batch: int) -> dict[str, Any]:
@@ -290,6 +300,7 @@ def load(network_name: str, batch: int) -> dict[str, int]:
     with engine.begin() as conn:
         summary = bookkeeping.close_jobs(conn, network_name, jobs, problems, _now(), DEACTIVATE_AFTER_MISSES)
         planning.release_leases(conn, network_name, [job.id for job in jobs])
+    metrics.closed(network_name, summary)
     log.info("batch %s closed: %s; tables changed: %s", batch, summary,
              _emit_table_events(network_name, batch, enriched))
     return summary

@@ -155,6 +155,7 @@ class GraphApi:
         return p in self._managed[token]
 
     async def handle(self, request: Request) -> Response:
+        self.counters["received:graph"] += 1  # every call sent: what the app's rate limit counts
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         segments = [s for s in request.url.path.split("/") if s]

@@ -76,7 +76,7 @@ def build_app(config: SandboxConfig) -> Starlette:
                              "youtube_totals": youtube.data.totals(), "tiktok_totals": tiktok.data.totals()})
 
     async def control(request: Request) -> JSONResponse:
-        """Test and demo controls: the dataset's day, the quota, the fault rate."""
+        """Test and demo controls: the dataset's day, the quotas, the fault rate, the latency, the jobs' length."""
         body = await request.json()
         if "epoch" in body and int(body["epoch"]) != dataset.epoch:
             dataset.epoch = int(body["epoch"])
@@ -93,8 +93,17 @@ def build_app(config: SandboxConfig) -> Starlette:
             graph.usage.reset(int(body["calls_per_hour"]))
         if "fault_rate" in body:
             graph.faults.rate = float(body["fault_rate"])
+        if "latency_ms" in body:  # every API's answers, the job services' included
+            latency_s = float(body["latency_ms"]) / 1000
+            graph.latency_s = youtube.latency_s = tiktok.latency_s = latency_s
+            for service in services.values():
+                service.latency_s = latency_s
+        if "job_seconds" in body:
+            for service in services.values():
+                service.job_seconds = float(body["job_seconds"])
         return JSONResponse({"epoch": dataset.epoch, "calls_per_hour": graph.usage.calls_per_hour,
-                             "fault_rate": graph.faults.rate, "youtube_units_per_day": youtube.units_per_day,
+                             "fault_rate": graph.faults.rate, "latency_ms": graph.latency_s * 1000,
+                             "job_seconds": services["ml"].job_seconds, "youtube_units_per_day": youtube.units_per_day,
                              "tiktok_requests_per_day": tiktok.requests_per_day,
                              "tiktok_records_per_day": tiktok.records_per_day})
 

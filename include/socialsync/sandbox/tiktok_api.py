@@ -198,6 +198,7 @@ class TikTokApi:
     # --- the research calls ---------------------------------------------------------------------
     def _research(self, kind: str, serve: Serve) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
+            self.counters["received:tiktok"] += 1  # every research call counts against the day's requests
             if self.latency_s:
                 await asyncio.sleep(self.latency_s)
             refusal = self._refusal(request)
@@ -232,6 +233,8 @@ class TikTokApi:
             self.counters["tiktok:records"] += records
             error = {"code": "ok", "message": "", "log_id": log_id()}
             response = JSONResponse({"data": data, "error": error})
+            if fault in ("truncated", "reset"):  # charged, never read whole: the client cannot count them
+                self.counters["tiktok:records_cut"] += records
             if fault == "truncated":
                 return Response(response.body[: len(response.body) * 2 // 3], media_type="application/json")
             if fault == "reset":

@@ -146,6 +146,7 @@ class YouTubeApi:
             self.units_per_day = units_per_day
 
     async def handle(self, request: Request) -> Response:
+        self.counters["received:youtube"] += 1  # every call costs a unit, however it ends
         if self.latency_s:
             await asyncio.sleep(self.latency_s)
         if "key" in request.query_params:

@@ -91,11 +91,12 @@ class DailyAllowance:
 
     def __init__(self, engine: Engine, network: NetworkSpec, units: float | None = None,
                  records_seen: Callable[[], float] = lambda: 0.0,
-                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC), records: float | None = None) -> None:
         assert network.quota is not None
         self._engine, self._network, self._quota = engine, network.name, network.quota
         self._limit = daily_budget(network.quota, units)
-        self._records_limit = network.quota.records * (DAY / network.quota.per) if network.quota.records else None
+        per_period = records if records is not None else network.quota.records
+        self._records_limit = per_period * (DAY / network.quota.per) if per_period else None
         self._records_seen, self._clock = records_seen, clock
         self._lock = threading.Lock()
         self.reserved = 0.0
@@ -134,6 +135,11 @@ class DailyAllowance:
             record_spent(conn, self._network, self._quota, moment, grant)
         self.reserved += grant
         return True
+
+    def left(self) -> float:
+        """Units of today's budget not yet spent or reserved, by any task."""
+        with self._engine.connect() as conn:
+            return self._limit - spent_today(conn, self._network, self._quota, self._clock())
 
     def settle(self, spent: float, records: float) -> None:
         """What the task spent (and the items it got), the unused reservation given back."""

@@ -1,6 +1,6 @@
 """socialsync's Airflow plugin: the sync API on the API server, and the jobs page in the UI.
 
-The code lives in the installed package (``socialsync.api``); this file only registers it.
+Found through the package's ``airflow.plugins`` entry point: no file goes into a ``plugins/`` folder.
 """
 
 from __future__ import annotations
