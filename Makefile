@@ -56,7 +56,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check dags include tests bench
+	$(VENV)/bin/ruff check dags plugins include tests bench
 	$(VENV)/bin/mypy
 
 clean:

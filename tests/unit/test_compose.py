@@ -327,6 +327,7 @@ def test_dags_include_and_logs_are_mounted_and_no_plugins_folder(compose):
         assert "/opt/airflow/plugins" not in mounts(service), name
     for source in ("./dags", "./include"):
         assert (ROOT / source).is_dir()
+    assert not list((ROOT / "plugins").glob("*.py"))  # plugins/ only says where the plugin comes from
 
 
 def test_the_image_installs_the_mounted_package_editable_with_its_extras(compose):
