@@ -146,14 +146,15 @@ def plan(network_name: str) -> list[int]:
     return list(range(batches))
 
 
-def _quota_units(network: NetworkSpec, extra: str = "quota_units") -> float | None:
-    """A deployment's own quota per period: the API connection's ``quota_units`` extra (``quota_records``:
-    the records an API that counts them allows), if set."""
+def _quota(network: NetworkSpec) -> tuple[float | None, float | None]:
+    """A deployment's own quota per period, from one read of the API connection: its ``quota_units`` extra
+    and ``quota_records`` (the records an API that counts them allows), each None when unset."""
     try:
-        value = api_credentials(network.api_conn_id).options.get(extra)
+        options = api_credentials(network.api_conn_id).options
     except AirflowNotFoundException:
-        return None
-    return float(value) if value not in (None, "") else None
+        return None, None
+    units, records = (options.get(extra) for extra in ("quota_units", "quota_records"))
+    return (float(units) if units is not None else None), (float(records) if records is not None else None)
 
 
 def _within_quota(conn: Connection, network: NetworkSpec, entity_ids: list[str]) -> list[str]:
@@ -161,7 +162,7 @@ def _within_quota(conn: Connection, network: NetworkSpec, entity_ids: list[str])
     rest stay due for the next run. What was decided is logged and pushed to XCom (``quota``)."""
     if network.quota is None:
         return entity_ids
-    admission = usage.admit_within_quota(conn, network, entity_ids, _now(), _quota_units(network))
+    admission = usage.admit_within_quota(conn, network, entity_ids, _now(), _quota(network)[0])
     summary: dict[str, Any] = {"due": len(entity_ids), "admitted": len(admission.admitted),
                                "deferred": admission.deferred, "estimated_units": round(admission.estimated, 2),
                                "units_left": round(admission.budget_left, 2)}
@@ -211,8 +212,8 @@ def _extract(network_name: str, batch: int, step: runner.ExtractStep) -> dict[st
         client = network.connect(credentials)
         allowance = None
         if network.quota is not None:  # no request past today's budget, whatever the estimates said
-            allowance = usage.DailyAllowance(engine, network, _quota_units(network), lambda: client.records, _now,
-                                             records=_quota_units(network, "quota_records"))
+            units, records = _quota(network)
+            allowance = usage.DailyAllowance(engine, network, units, lambda: client.records, _now, records=records)
             client.budget.allowance = allowance
         try:
             yield client
